@@ -1,0 +1,245 @@
+//! Masked average pooling: the spatial mean for an all-ones mask, ignore pixels change nothing,
+//! K identical shots give the 1-shot prototype, empty masks give the typed error, and pooling at
+//! feature resolution with the transposed upsampling equals PANet's upsample-then-pool.
+
+mod common;
+
+use burn::tensor::module::interpolate;
+use common::{device, max_abs_diff, noise, tensor, values};
+use srpnet::model::ModelError;
+use srpnet::model::prototype::{
+    MaskPooling, interpolation_matrix, masked_average_pool, transposed_bilinear,
+};
+use srpnet::model::pyramid::bilinear_to;
+
+const BOTH: [MaskPooling; 2] = [MaskPooling::Transposed, MaskPooling::Upsampled];
+
+/// A mask of `h x w` with foreground in the left `split` columns and the given ignore columns.
+fn stripe_mask(h: usize, w: usize, split: usize, ignore: &[usize]) -> Vec<f32> {
+    (0..h * w)
+        .map(|i| {
+            let x = i % w;
+            if ignore.contains(&x) {
+                255.0
+            } else if x < split {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn all_ones_mask_gives_the_spatial_mean() {
+    // Two shots: the first all foreground, the second all background. Each region is empty in
+    // one shot, so the foreground prototype is the mean of shot 1 and the background that of 2.
+    let d = device();
+    let (c, h, w) = (5, 6, 7);
+    let f = noise(1, 2 * c * h * w);
+    let mean = |shot: usize| -> Vec<f32> {
+        (0..c)
+            .map(|ch| {
+                let start = (shot * c + ch) * h * w;
+                f[start..start + h * w].iter().sum::<f32>() / (h * w) as f32
+            })
+            .collect()
+    };
+    // Mask at the feature resolution, and at twice it (an integer factor, where every feature
+    // pixel gets the same total upsampling weight).
+    for scale in [1, 2] {
+        let area = h * scale * w * scale;
+        let mut m = vec![1.0; area];
+        m.extend(vec![0.0; area]);
+        for pooling in BOTH {
+            let p = masked_average_pool(
+                tensor(f.clone(), [2, c, h, w], &d),
+                tensor(m.clone(), [2, h * scale, w * scale], &d),
+                pooling,
+            )
+            .unwrap();
+            let p = values(p.0);
+            assert!(max_abs_diff(&p[c..], &mean(0)) < 1e-5, "{pooling:?} x{scale} foreground");
+            assert!(max_abs_diff(&p[..c], &mean(1)) < 1e-5, "{pooling:?} x{scale} background");
+        }
+    }
+}
+
+#[test]
+fn ignore_pixels_change_nothing() {
+    let d = device();
+    let (c, h, w) = (4, 5, 8);
+    let mask = stripe_mask(h, w, 3, &[3, 4]);
+    let f1 = noise(2, c * h * w);
+    // Change the features only where the mask says "ignore".
+    let mut f2 = f1.clone();
+    for ch in 0..c {
+        for y in 0..h {
+            for x in [3, 4] {
+                f2[ch * h * w + y * w + x] += 10.0;
+            }
+        }
+    }
+    let pool = |f: Vec<f32>| {
+        values(
+            masked_average_pool(
+                tensor(f, [1, c, h, w], &d),
+                tensor(mask.clone(), [1, h, w], &d),
+                MaskPooling::Upsampled,
+            )
+            .unwrap()
+            .0,
+        )
+    };
+    let (a, b) = (pool(f1.clone()), pool(f2));
+    assert!(max_abs_diff(&a, &b) < 1e-6, "ignored pixels moved the prototypes");
+    // And the ignored pixels are not background either: treating them as background differs.
+    let as_background: Vec<f32> = mask.iter().map(|&v| if v == 255.0 { 0.0 } else { v }).collect();
+    let c2 = values(
+        masked_average_pool(
+            tensor(f1, [1, c, h, w], &d),
+            tensor(as_background, [1, h, w], &d),
+            MaskPooling::Upsampled,
+        )
+        .unwrap()
+        .0,
+    );
+    assert!(max_abs_diff(&a, &c2) > 1e-3);
+}
+
+#[test]
+fn identical_shots_give_the_one_shot_prototype() {
+    let d = device();
+    let (c, h, w, big) = (6, 7, 7, 25);
+    let f = noise(3, c * h * w);
+    let m = stripe_mask(big, big, 11, &[12]);
+    for pooling in BOTH {
+        let one = values(
+            masked_average_pool(
+                tensor(f.clone(), [1, c, h, w], &d),
+                tensor(m.clone(), [1, big, big], &d),
+                pooling,
+            )
+            .unwrap()
+            .0,
+        );
+        let five = values(
+            masked_average_pool(
+                tensor(f.repeat(5), [5, c, h, w], &d),
+                tensor(m.repeat(5), [5, big, big], &d),
+                pooling,
+            )
+            .unwrap()
+            .0,
+        );
+        assert!(max_abs_diff(&one, &five) < 1e-5, "{pooling:?}");
+    }
+}
+
+#[test]
+fn empty_masks_are_a_typed_error() {
+    let d = device();
+    let (c, h, w) = (3, 4, 4);
+    let f = tensor(noise(4, 2 * c * h * w), [2, c, h, w], &d);
+    let cases = [
+        (vec![0.0; 2 * h * w], "foreground"),
+        (vec![1.0; 2 * h * w], "background"),
+        (vec![255.0; 2 * h * w], "background"),
+    ];
+    for (mask, region) in cases {
+        for pooling in BOTH {
+            let err = masked_average_pool(f.clone(), tensor(mask.clone(), [2, h, w], &d), pooling)
+                .unwrap_err();
+            match err {
+                ModelError::EmptyMask { region: r, shots } => {
+                    assert_eq!((r, shots), (region, 2));
+                    assert!(ModelError::EmptyMask { region: r, shots }.to_string().contains("support"));
+                }
+                other => panic!("expected EmptyMask, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shot_with_an_empty_region_is_skipped_not_averaged_as_zero() {
+    let d = device();
+    let (c, h, w) = (3, 4, 4);
+    let f = noise(5, 2 * c * h * w);
+    let good = stripe_mask(h, w, 2, &[]);
+    let mut masks = good.clone();
+    masks.extend(vec![0.0; h * w]); // shot 2: background only
+    let two = values(
+        masked_average_pool(tensor(f.clone(), [2, c, h, w], &d), tensor(masks, [2, h, w], &d), MaskPooling::Upsampled)
+            .unwrap()
+            .0,
+    );
+    let first = values(
+        masked_average_pool(
+            tensor(f[..c * h * w].to_vec(), [1, c, h, w], &d),
+            tensor(good, [1, h, w], &d),
+            MaskPooling::Upsampled,
+        )
+        .unwrap()
+        .0,
+    );
+    // The foreground prototype comes from shot 1 alone.
+    assert!(max_abs_diff(&two[c..], &first[c..]) < 1e-6);
+    assert!(two.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn transposed_pooling_equals_upsample_then_pool() {
+    let d = device();
+    // 13 -> 97 is not an integer factor: the border weights of U^T m are uneven.
+    let (c, h, w, big) = (16, 13, 13, 97);
+    let f = noise(6, 2 * c * h * w);
+    let m: Vec<f32> = noise(7, 2 * big * big)
+        .into_iter()
+        .map(|v| if v > 0.3 { 1.0 } else if v > 0.25 { 255.0 } else { 0.0 })
+        .collect();
+    let pool = |pooling| {
+        values(
+            masked_average_pool(
+                tensor(f.clone(), [2, c, h, w], &d),
+                tensor(m.clone(), [2, big, big], &d),
+                pooling,
+            )
+            .unwrap()
+            .0,
+        )
+    };
+    let a = pool(MaskPooling::Transposed);
+    let b = pool(MaskPooling::Upsampled);
+    assert!(max_abs_diff(&a, &b) < 1e-5, "max diff {}", max_abs_diff(&a, &b));
+}
+
+#[test]
+fn interpolation_matrix_matches_burn_bilinear_resize() {
+    let d = device();
+    for (h, w, big_h, big_w) in [(13, 13, 97, 97), (53, 40, 417, 321), (5, 9, 17, 4)] {
+        let x = noise(8, h * w);
+        let resized = values(interpolate(tensor(x.clone(), [1, 1, h, w], &d), bilinear_to([big_h, big_w])));
+        let a_h = interpolation_matrix(h, big_h, &d);
+        let a_w = interpolation_matrix(w, big_w, &d);
+        let ours = values(a_h.matmul(tensor(x, [h, w], &d)).matmul(a_w.transpose()));
+        assert!(
+            max_abs_diff(&resized, &ours) < 1e-5,
+            "{h}x{w} -> {big_h}x{big_w}: {}",
+            max_abs_diff(&resized, &ours)
+        );
+    }
+}
+
+#[test]
+fn transposed_bilinear_is_the_gradient_of_upsample_then_weight() {
+    let d = device().autodiff();
+    let (h, w, big) = (6, 5, 23);
+    let m = noise(9, big * big);
+    let x = tensor(vec![0.0; h * w], [1, 1, h, w], &d).require_grad();
+    let weight = tensor(m.clone(), [1, 1, big, big], &d);
+    let grads = (interpolate(x.clone(), bilinear_to([big, big])) * weight).sum().backward();
+    let autodiff = values(x.grad(&grads).unwrap());
+    let ours = values(transposed_bilinear(tensor(m, [1, 1, big, big], &device()), [h, w]));
+    assert!(max_abs_diff(&autodiff, &ours) < 1e-4, "{}", max_abs_diff(&autodiff, &ours));
+}
