@@ -1,0 +1,125 @@
+//! Bad input: impossible configs, mismatched episode tensors, bad mask values, NaN images and a
+//! backend that is not compiled in each give a typed error that says what to do, never a panic.
+
+mod common;
+
+use common::{device, tensor};
+use srpnet::backend::{BackendError, BackendKind};
+use srpnet::model::{EpisodeTensors, ModelConfig, ModelError, Profile};
+
+fn invalid_field(config: &ModelConfig) -> &'static str {
+    match config.init(&device()) {
+        Err(ModelError::InvalidConfig { field, .. }) => field,
+        Err(other) => panic!("expected InvalidConfig, got {other}"),
+        Ok(_) => panic!("an impossible config was accepted"),
+    }
+}
+
+#[test]
+fn impossible_configs_name_the_field() {
+    let base = ModelConfig::srpnet(Profile::Embedded);
+    let mut c = base.clone();
+    c.pyramid.channels = 0;
+    assert_eq!(invalid_field(&c), "pyramid.channels");
+    let mut c = base.clone();
+    c.pyramid.levels = vec![2, 5];
+    assert_eq!(invalid_field(&c), "pyramid.levels");
+    let mut c = base.clone();
+    c.pyramid.levels = vec![];
+    assert_eq!(invalid_field(&c), "pyramid.levels");
+    let mut c = base.clone();
+    c.metric.scale = -20.0;
+    assert_eq!(invalid_field(&c), "metric.scale");
+    let mut c = base.clone();
+    c.backbone.base_width = 0;
+    assert_eq!(invalid_field(&c), "backbone.base_width");
+    let mut c = base.clone();
+    c.backbone.output_stride = 12;
+    assert_eq!(invalid_field(&c), "backbone.output_stride");
+    let mut c = base.clone();
+    c.backbone.blocks = [1, 0, 1, 1];
+    assert_eq!(invalid_field(&c), "backbone.blocks");
+    let mut c = base.clone();
+    c.srp.lambda = f64::NAN;
+    assert_eq!(invalid_field(&c), "srp.lambda");
+    let mut c = base.clone();
+    c.iqi.alpha = 1.5;
+    assert_eq!(invalid_field(&c), "iqi.alpha");
+    let mut c = base;
+    c.par.lambda = -1.0;
+    assert_eq!(invalid_field(&c), "par.lambda");
+}
+
+#[test]
+fn config_files_reject_unknown_fields_and_fill_defaults() {
+    let err = serde_json::from_str::<ModelConfig>(r#"{"pyramid": {"chanels": 256}}"#).unwrap_err();
+    assert!(err.to_string().contains("chanels"), "{err}");
+    let err = toml::from_str::<ModelConfig>("[metric]\nmetric = \"manhattan\"\n").unwrap_err();
+    assert!(err.to_string().contains("manhattan"), "{err}");
+    let c: ModelConfig = toml::from_str("[pyramid]\nchannels = 256\n").unwrap();
+    assert_eq!(c.pyramid.channels, 256);
+    assert_eq!(c.pyramid.levels, vec![2, 3, 4]);
+    assert_eq!(c.backbone, ModelConfig::default().backbone);
+}
+
+#[test]
+fn mismatched_episode_shapes_are_a_shape_error() {
+    let d = device();
+    let img = |n, h, w| tensor(vec![0.0; n * 3 * h * w], [n, 3, h, w], &d);
+    let mask = |n, h, w| tensor(vec![0.0; n * h * w], [n, h, w], &d);
+    let cases = [
+        EpisodeTensors::new(img(1, 8, 8), mask(1, 8, 9), img(1, 8, 8), None),
+        EpisodeTensors::new(img(2, 8, 8), mask(1, 8, 8), img(1, 8, 8), None),
+        EpisodeTensors::new(img(1, 8, 8), mask(1, 8, 8), img(1, 9, 8), None),
+        EpisodeTensors::new(img(1, 8, 8), mask(1, 8, 8), img(1, 8, 8), Some(mask(1, 4, 4))),
+        EpisodeTensors::new(
+            tensor(vec![0.0; 64], [1, 1, 8, 8], &d),
+            mask(1, 8, 8),
+            img(1, 8, 8),
+            None,
+        ),
+    ];
+    for (i, case) in cases.into_iter().enumerate() {
+        match case {
+            Err(ModelError::Shape(msg)) => assert!(!msg.is_empty()),
+            other => panic!("case {i}: expected a shape error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn host_buffers_are_checked() {
+    let d = device();
+    let (h, w) = (4, 4);
+    let image = vec![0.5; 3 * h * w];
+    let mask = vec![0u8; h * w];
+    // Wrong length.
+    let r = EpisodeTensors::from_host(1, [h, w], &image[1..], &mask, &image, None, &d);
+    assert!(matches!(r, Err(ModelError::Shape(_))));
+    // A class id where a binary mask belongs.
+    let mut bad = mask.clone();
+    bad[3] = 7;
+    match EpisodeTensors::from_host(1, [h, w], &image, &bad, &image, None, &d) {
+        Err(ModelError::Shape(msg)) => assert!(msg.contains('7'), "{msg}"),
+        other => panic!("expected a mask-value error, got {other:?}"),
+    }
+    // NaN pixels.
+    let mut nan = image.clone();
+    nan[0] = f32::NAN;
+    let r = EpisodeTensors::from_host(1, [h, w], &nan, &mask, &image, None, &d);
+    assert!(matches!(r, Err(ModelError::NonFinite(_))));
+}
+
+#[test]
+fn a_backend_not_compiled_in_says_which_feature_to_build() {
+    for backend in BackendKind::ALL {
+        match backend.device(false) {
+            Ok(_) => assert!(backend.is_compiled()),
+            Err(BackendError::NotCompiled { feature, .. }) => {
+                assert!(!backend.is_compiled());
+                let msg = BackendError::NotCompiled { backend: backend.name(), feature }.to_string();
+                assert!(msg.contains("--features"), "{msg}");
+            }
+        }
+    }
+}
