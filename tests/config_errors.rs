@@ -123,3 +123,29 @@ fn a_backend_not_compiled_in_says_which_feature_to_build() {
         }
     }
 }
+
+#[test]
+fn config_files_load_from_toml_and_json_and_name_the_file_on_error() {
+    use srpnet::experiment::{ConfigFileError, load_config};
+    let dir = std::env::temp_dir().join(format!("srpnet-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml_path = dir.join("model.toml");
+    std::fs::write(&toml_path, "[iqi]\niterations = 5\n").unwrap();
+    let c: ModelConfig = load_config(&toml_path).unwrap();
+    assert_eq!(c.iqi.iterations, 5);
+    let json_path = dir.join("model.json");
+    std::fs::write(&json_path, r#"{"metric": {"scale": 10.0}}"#).unwrap();
+    let c: ModelConfig = load_config(&json_path).unwrap();
+    assert_eq!(c.metric.scale, 10.0);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[pyramid]\nchanels = 3\n").unwrap();
+    let err = load_config::<ModelConfig>(&bad).unwrap_err();
+    assert!(matches!(err, ConfigFileError::Toml { .. }));
+    assert!(err.to_string().contains("bad.toml") && err.to_string().contains("chanels"), "{err}");
+    let missing = load_config::<ModelConfig>(&dir.join("missing.toml")).unwrap_err();
+    assert!(matches!(missing, ConfigFileError::Read { .. }));
+    let yaml = load_config::<ModelConfig>(&dir.join("model.yaml")).unwrap_err();
+    assert!(matches!(yaml, ConfigFileError::Read { .. } | ConfigFileError::Extension { .. }));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

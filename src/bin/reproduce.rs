@@ -1,5 +1,7 @@
 //! `reproduce <id>`: regenerate the paper's tables and figures (issue 5 builds the runs).
 
+use std::process::ExitCode;
+
 use anyhow::{Result, bail};
 use clap::Parser;
 
@@ -23,8 +25,17 @@ struct Cli {
     list: bool,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     if cli.list || cli.id.is_none() {
         for (id, what) in IDS {
             println!("{id:<10} {what}");

@@ -1,10 +1,13 @@
 //! The `srpnet` command line: thin argument parsing over the library.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use srpnet::backend::{BackendKind, compiled_backends};
 use srpnet::bench::{BenchCase, BenchSettings, run_case};
+use srpnet::experiment::load_config;
 use srpnet::model::{ModelConfig, Profile};
 
 #[derive(Parser)]
@@ -33,6 +36,10 @@ enum Command {
         profile: Vec<Profile>,
         #[arg(long, value_enum, default_value = "srpnet")]
         method: Method,
+        /// A model config file (TOML or JSON) to time instead of the method's preset; fields it
+        /// leaves out take the paper-profile defaults.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
         /// Override the profile's square image size.
         #[arg(long)]
         size: Option<usize>,
@@ -59,8 +66,17 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data { cmd } => srpnet::data::cli::run(cmd)?,
         Command::Backends => {
@@ -77,6 +93,7 @@ fn main() -> Result<()> {
             backend,
             profile,
             method,
+            config,
             size,
             shots,
             warmup,
@@ -86,6 +103,7 @@ fn main() -> Result<()> {
             breakdown,
         } => {
             anyhow::ensure!(runs > 0, "--runs must be at least 1");
+            backend.device(false)?;
             let settings = BenchSettings {
                 backend,
                 warmup,
@@ -104,17 +122,19 @@ fn main() -> Result<()> {
                 "case", "size", "params", "train s", "infer s", "peak RSS MiB"
             );
             for p in profile {
-                let mut model = match method {
-                    Method::Srpnet => ModelConfig::srpnet(p),
-                    Method::Panet => ModelConfig::panet(p),
+                let mut model = match (&config, method) {
+                    (Some(path), _) => load_config::<ModelConfig>(path)?,
+                    (None, Method::Srpnet) => ModelConfig::srpnet(p),
+                    (None, Method::Panet) => ModelConfig::panet(p),
                 };
                 model.backbone.frozen_batch_norm = frozen_bn;
                 model.backbone.frozen_stages = frozen_stages;
                 let name = format!(
                     "{}-{}",
-                    match method {
-                        Method::Srpnet => "srpnet",
-                        Method::Panet => "panet",
+                    match (&config, method) {
+                        (Some(_), _) => "config",
+                        (None, Method::Srpnet) => "srpnet",
+                        (None, Method::Panet) => "panet",
                     },
                     match p {
                         Profile::Paper => "resnet50",
