@@ -3,6 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::data::coco::Coco20i;
+use crate::data::folds::FoldConvention;
+use crate::data::pascal::{Pascal5i, PascalConfig, PascalProtocol};
+use crate::data::synthetic::Synthetic5i;
+use crate::data::{Benchmark, DATA_ROOT_ENV, DataError, Split, data_root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -39,4 +46,152 @@ pub fn load_config<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigFileErro
             path: path.to_path_buf(),
         }),
     }
+}
+
+// ANCHOR: data_config
+/// Which benchmark a run uses. With no `root` (and no `SRPNET_DATA`), only synthetic-5i needs
+/// no files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchmarkName {
+    #[serde(rename = "synthetic-5i")]
+    #[value(name = "synthetic-5i")]
+    Synthetic5i,
+    #[serde(rename = "pascal-5i")]
+    #[value(name = "pascal-5i")]
+    Pascal5i,
+    #[serde(rename = "coco-20i")]
+    #[value(name = "coco-20i")]
+    Coco20i,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub benchmark: BenchmarkName,
+    /// Data root; `None` falls back to `$SRPNET_DATA`.
+    pub root: Option<PathBuf>,
+    pub pascal_protocol: PascalProtocol,
+    pub coco_folds: FoldConvention,
+}
+// ANCHOR_END: data_config
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            benchmark: BenchmarkName::Synthetic5i,
+            root: None,
+            pascal_protocol: PascalProtocol::Panet,
+            coco_folds: FoldConvention::Interleaved,
+        }
+    }
+}
+
+impl DataConfig {
+    /// Opens the benchmark. `size` is the generated image size of synthetic-5i; `splits` the
+    /// parts a COCO run needs (its train JSON alone is 450 MB).
+    pub fn open(&self, size: usize, splits: &[Split]) -> Result<Box<dyn Benchmark>, DataError> {
+        let root = || {
+            data_root(self.root.as_deref()).ok_or_else(|| {
+                DataError::InvalidSpec(format!(
+                    "{} needs its data: pass --data-root DIR or set {DATA_ROOT_ENV} \
+                     (the README shows the expected directory tree)",
+                    self.label()
+                ))
+            })
+        };
+        Ok(match self.benchmark {
+            BenchmarkName::Synthetic5i => Box::new(Synthetic5i::with_size(size)),
+            BenchmarkName::Pascal5i => Box::new(Pascal5i::open(&PascalConfig {
+                root: root()?,
+                protocol: self.pascal_protocol,
+                min_object_pixels: None,
+            })?),
+            BenchmarkName::Coco20i => Box::new(Coco20i::open(&root()?, self.coco_folds, splits)?),
+        })
+    }
+
+    /// The benchmark with its protocol or fold convention, as every output names it.
+    pub fn label(&self) -> String {
+        match self.benchmark {
+            BenchmarkName::Synthetic5i => "synthetic-5i".into(),
+            BenchmarkName::Pascal5i => format!("pascal-5i/{}", self.pascal_protocol.name()),
+            BenchmarkName::Coco20i => format!("coco-20i/{}", self.coco_folds.name()),
+        }
+    }
+}
+
+// ANCHOR: provenance
+/// What produced a result file: written as `# key: value` lines at the top of every CSV and
+/// Markdown output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    pub fields: Vec<(String, String)>,
+}
+
+impl Provenance {
+    /// Starts with what every output carries: crate version, git commit, backend, date.
+    pub fn new(backend: &str) -> Self {
+        let mut p = Self { fields: Vec::new() };
+        p.push("produced by", format!("srpnet {}", env!("CARGO_PKG_VERSION")));
+        p.push("git commit", git_commit());
+        p.push("backend", backend);
+        p.push("unix time", unix_time().to_string());
+        p
+    }
+
+    pub fn push(&mut self, key: &str, value: impl ToString) -> &mut Self {
+        self.fields.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// `# key: value` lines.
+    pub fn header(&self) -> String {
+        self.fields
+            .iter()
+            .map(|(k, v)| format!("# {k}: {v}\n"))
+            .collect()
+    }
+}
+// ANCHOR_END: provenance
+
+/// The commit of the source tree this binary was built from, `-dirty` if it had changes; or
+/// "unknown" outside a git checkout.
+pub fn git_commit() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{commit}-dirty") } else { commit }
+        }
+        None => "unknown".into(),
+    }
+}
+
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename, so that a reader (or a
+/// crash) never sees half a file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
 }

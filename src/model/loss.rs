@@ -30,6 +30,14 @@ pub fn predicted_labels(scores: Tensor<4>) -> Tensor<3, Int> {
     scores.argmax(1).squeeze_dim(1)
 }
 
+/// The predicted labels (0/1) of [N, 2, H, W] scores, on the host, flattened N-H-W.
+pub fn predicted_mask(scores: Tensor<4>) -> Result<Vec<u8>, ModelError> {
+    Ok(host_values(predicted_labels(scores).float())?
+        .into_iter()
+        .map(|v| v as u8)
+        .collect())
+}
+
 // ANCHOR: iou
 /// Foreground IoU of `scores` ([N, 2, H, W]) against `labels` ([N, H, W]; 255 ignored), summed
 /// over the N images (intersections and unions accumulated, as the benchmark metrics do).

@@ -229,6 +229,44 @@ impl EpisodeTensors {
         )
     }
 
+    /// The tensors of a data-module episode (already resized and normalised by its transform).
+    pub fn from_episode(episode: &crate::data::Episode, device: &Device) -> Result<Self, ModelError> {
+        let (h, w) = episode.query.image.size();
+        let mut images = Vec::with_capacity(episode.supports.len() * 3 * h * w);
+        let mut masks = Vec::with_capacity(episode.supports.len() * h * w);
+        for (i, shot) in episode.supports.iter().enumerate() {
+            if shot.image.size() != (h, w) || shot.mask.size() != (h, w) {
+                return Err(ModelError::Shape(format!(
+                    "support {i} ({}) is {:?} with a {:?} mask but the query is {:?}: resize \
+                     the episode to one size (the transform does)",
+                    shot.id,
+                    shot.image.size(),
+                    shot.mask.size(),
+                    (h, w)
+                )));
+            }
+            images.extend_from_slice(&shot.image.data);
+            masks.extend_from_slice(&shot.mask.data);
+        }
+        if episode.query.mask.size() != (h, w) {
+            return Err(ModelError::Shape(format!(
+                "the query mask of {} is {:?} but its image is {:?}",
+                episode.query.id,
+                episode.query.mask.size(),
+                (h, w)
+            )));
+        }
+        Self::from_host(
+            episode.supports.len(),
+            [h, w],
+            &images,
+            &masks,
+            &episode.query.image.data,
+            Some(&episode.query.mask.data),
+            device,
+        )
+    }
+
     pub fn shots(&self) -> usize {
         self.support_images.dims()[0]
     }

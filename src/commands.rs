@@ -1,0 +1,364 @@
+//! `srpnet train`, `srpnet eval` and `srpnet predict`: argument structs and what they run. The
+//! binary only parses; the work is here and in [`crate::train`] / [`crate::eval`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Args, ValueEnum};
+
+use crate::backend::BackendKind;
+use crate::data::images::{OwnImages, load_image, save_mask, save_rgb};
+use crate::data::transforms::resize_nearest;
+use crate::data::{Image, Mask, Split, Transform};
+use crate::eval::{EvalProtocol, EvalSettings, evaluate};
+use crate::experiment::{BenchmarkName, Provenance, load_config};
+use crate::model::loss::{foreground_iou, predicted_mask};
+use crate::model::{EpisodeTensors, ModelConfig, Phase, Profile, SrpNet};
+use crate::train::{RunDir, TrainConfig, TrainOptions, load_checkpoint, train};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    Srpnet,
+    Panet,
+}
+
+impl Method {
+    pub fn model(self, profile: Profile) -> ModelConfig {
+        match self {
+            Method::Srpnet => ModelConfig::srpnet(profile),
+            Method::Panet => ModelConfig::panet(profile),
+        }
+    }
+}
+
+/// What `train` and `eval` share: which benchmark and fold.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// The benchmark (default: the config's, synthetic-5i for the presets).
+    #[arg(long, value_enum)]
+    pub benchmark: Option<BenchmarkName>,
+    /// Folder with the benchmark's data (else $SRPNET_DATA).
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    #[arg(long)]
+    pub fold: Option<usize>,
+    #[arg(long)]
+    pub shots: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// The run folder: config.json, train-log.csv and checkpoint/ go here.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// A training config (TOML or JSON); fields it leaves out take the defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The preset when no --config is given.
+    #[arg(long, value_enum, default_value = "srpnet")]
+    pub method: Method,
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub profile: Profile,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long)]
+    pub steps: Option<u64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendKind,
+    /// No progress bar (for logs and scripts).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The config a `train` call runs: the run's own on --resume without --config, else the
+/// file or the preset, with the command line's overrides.
+pub fn resolve_train_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let run = RunDir::new(&args.out);
+    let mut config = match (&args.config, args.resume) {
+        (Some(path), _) => load_config::<TrainConfig>(path)?,
+        (None, true) if run.config_path().is_file() => load_config::<TrainConfig>(&run.config_path())?,
+        (None, _) => TrainConfig::preset(args.method.model(args.profile), args.profile),
+    };
+    if let Some(b) = args.data.benchmark {
+        config.data.benchmark = b;
+    }
+    if let Some(root) = &args.data.data_root {
+        config.data.root = Some(root.clone());
+    }
+    if let Some(f) = args.data.fold {
+        config.fold = f;
+    }
+    if let Some(k) = args.data.shots {
+        config.shots = k;
+    }
+    if let Some(s) = args.steps {
+        config.steps = s;
+    }
+    if let Some(s) = args.seed {
+        config.seed = s;
+    }
+    Ok(config)
+}
+
+pub fn run_train(args: &TrainArgs) -> Result<()> {
+    let config = resolve_train_config(args)?;
+    config.validate()?;
+    let benchmark = config
+        .data
+        .open(config.image_size, &[Split::Train])
+        .with_context(|| format!("opening {}", config.data.label()))?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    // Ctrl-C: finish the current step, save a checkpoint, exit. A second Ctrl-C kills at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    println!(
+        "srpnet train: {} fold {} {}-shot, {} steps, {} px, backend {}, run folder {}",
+        config.data.label(),
+        config.fold,
+        config.shots,
+        config.steps,
+        config.image_size,
+        args.backend.name(),
+        args.out.display()
+    );
+    let outcome = train(
+        &config,
+        &RunDir::new(&args.out),
+        benchmark.as_ref(),
+        &TrainOptions {
+            backend: args.backend,
+            resume: args.resume,
+            progress: !args.quiet,
+            interrupt: &interrupt,
+        },
+    )?;
+    if outcome.interrupted {
+        println!(
+            "interrupted at step {}; resume with: srpnet train --out {} --resume",
+            outcome.state.step,
+            args.out.display()
+        );
+        std::process::exit(130);
+    }
+    println!(
+        "trained {} steps in {:.0} s; checkpoint in {}",
+        outcome.state.step,
+        outcome.state.elapsed_s,
+        RunDir::new(&args.out).checkpoint().display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// A training run folder (its config.json and checkpoint/).
+    #[arg(long, required_unless_present = "untrained")]
+    pub run: Option<PathBuf>,
+    /// Evaluate a freshly initialised model of --method/--profile instead (a floor).
+    #[arg(long)]
+    pub untrained: bool,
+    #[arg(long, value_enum, default_value = "srpnet")]
+    pub method: Method,
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub profile: Profile,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value = "panet")]
+    pub protocol: EvalProtocol,
+    /// Override the protocol's episodes per seed.
+    #[arg(long)]
+    pub episodes: Option<u64>,
+    /// Override the protocol's seeds (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Where to write the CSVs (default: the run folder, or the current folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendKind,
+}
+
+/// Builds the model a command evaluates: a run's checkpoint, or an untrained preset. Returns
+/// the model on the inference device, the training config, and where its weights came from.
+pub fn load_model(
+    run: Option<&Path>,
+    method: Method,
+    profile: Profile,
+    backend: BackendKind,
+) -> Result<(SrpNet, TrainConfig, String)> {
+    let device = backend.device(false)?;
+    match run {
+        Some(dir) => {
+            let run = RunDir::new(dir);
+            let config: TrainConfig = load_config(&run.config_path())
+                .with_context(|| format!("{} is not a training run folder", dir.display()))?;
+            let checkpoint = run.latest_checkpoint().with_context(|| {
+                format!("{} has no checkpoint yet; train it first", dir.display())
+            })?;
+            let model = config.model.init(&device)?;
+            let (model, state) = load_checkpoint(&checkpoint, model)?;
+            Ok((model, config, format!("{} (step {})", checkpoint.display(), state.step)))
+        }
+        None => {
+            let config = TrainConfig::preset(method.model(profile), profile);
+            device.seed(config.seed);
+            let model = config.model.init(&device)?;
+            Ok((model, config, "untrained (random initialisation)".into()))
+        }
+    }
+}
+
+pub fn run_eval(args: &EvalArgs) -> Result<()> {
+    let (model, mut config, source) =
+        load_model(args.run.as_deref(), args.method, args.profile, args.backend)?;
+    if let Some(b) = args.data.benchmark {
+        config.data.benchmark = b;
+    }
+    if let Some(root) = &args.data.data_root {
+        config.data.root = Some(root.clone());
+    }
+    let settings = EvalSettings {
+        fold: args.data.fold.unwrap_or(config.fold),
+        shots: args.data.shots.unwrap_or(config.shots),
+        episodes: args.episodes.unwrap_or(args.protocol.episodes()),
+        seeds: args.seeds.clone().unwrap_or_else(|| args.protocol.seeds()),
+        image_size: config.image_size,
+        normalization: config.normalization,
+    };
+    ensure!(settings.episodes > 0 && !settings.seeds.is_empty(), "give at least one episode and one seed");
+    let benchmark = config.data.open(config.image_size, &[Split::Test])?;
+    let bar = indicatif::ProgressBar::new(settings.episodes * settings.seeds.len() as u64);
+    let report = evaluate(&model, benchmark.as_ref(), &settings, |done, _| bar.set_position(done))?;
+    bar.finish_and_clear();
+    print!("{}", report.table());
+    let mut provenance = Provenance::new(args.backend.name());
+    provenance
+        .push("dataset", config.data.label())
+        .push("protocol", format!("{:?}", args.protocol).to_lowercase())
+        .push("fold", settings.fold)
+        .push("shots", settings.shots)
+        .push("seeds", format!("{:?}", settings.seeds))
+        .push("episodes per seed", settings.episodes)
+        .push("image size", settings.image_size)
+        .push("checkpoint", &source);
+    let out = args.out.clone().or_else(|| args.run.clone()).unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let stem = format!("eval-fold{}-{}shot", settings.fold, settings.shots);
+    let csv = out.join(format!("{stem}.csv"));
+    report.write_csv(&csv, &provenance)?;
+    report.write_episodes_csv(&out.join(format!("{stem}-episodes.csv")), &provenance)?;
+    println!("wrote {} and {stem}-episodes.csv", csv.display());
+    Ok(())
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// A training run folder; without it, an untrained model of --method/--profile.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "srpnet")]
+    pub method: Method,
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub profile: Profile,
+    /// A support image; give one --mask for each.
+    #[arg(long = "support", required = true)]
+    pub supports: Vec<PathBuf>,
+    /// The support masks, in the order of --support (0/255, 0/1 or palette PNGs).
+    #[arg(long = "mask", required = true)]
+    pub masks: Vec<PathBuf>,
+    /// Query images (one or more).
+    #[arg(long = "query", required = true)]
+    pub queries: Vec<PathBuf>,
+    /// Which mask value (or VOC palette index) is the foreground, when a mask holds several.
+    #[arg(long)]
+    pub class_id: Option<u8>,
+    /// Output folder for the predicted masks and overlays.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "flex")]
+    pub backend: BackendKind,
+}
+
+// ANCHOR: predict
+pub fn run_predict(args: &PredictArgs) -> Result<()> {
+    if args.supports.len() != args.masks.len() {
+        bail!(
+            "{} --support image(s) but {} --mask(s): give one mask per support image, in order",
+            args.supports.len(),
+            args.masks.len()
+        );
+    }
+    let (model, config, source) = load_model(args.run.as_deref(), args.method, args.profile, args.backend)?;
+    let device = args.backend.device(false)?;
+    let own = OwnImages {
+        supports: args.supports.iter().cloned().zip(args.masks.iter().cloned()).collect(),
+        queries: args.queries.iter().map(|q| (q.clone(), None)).collect(),
+        class_id: args.class_id,
+        class_name: "object".into(),
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    println!("srpnet predict: {} support(s), {} query image(s), weights: {source}", args.supports.len(), args.queries.len());
+    let transform = Transform::eval(config.image_size, config.normalization);
+    for (episode, query_path) in own.episodes()?.into_iter().zip(&args.queries) {
+        let episode = transform.apply(episode, &mut crate::data::rng::Rng::new(0));
+        let tensors = EpisodeTensors::from_episode(&episode, &device)?;
+        let out = model.forward(&tensors, Phase::Infer)?;
+        let support_iou = foreground_iou(out.support_logits, tensors.support_masks.clone())?;
+        let labels = predicted_mask(out.query_probabilities)?;
+        let (h, w) = episode.query.image.size();
+        let (oh, ow) = episode.query.original_size;
+        let mask = resize_nearest(&Mask { height: h, width: w, data: labels }, oh, ow);
+        let stem = query_path.file_stem().and_then(|s| s.to_str()).unwrap_or("query");
+        let mask_path = args.out.join(format!("{stem}-mask.png"));
+        let white = Mask { data: mask.data.iter().map(|&v| v * 255).collect(), ..mask.clone() };
+        save_mask(&mask_path, &white)?;
+        let overlay_path = args.out.join(format!("{stem}-overlay.png"));
+        save_rgb(&overlay_path, &overlay(&load_image(query_path)?, &mask))?;
+        let share = 100.0 * mask.count(1) as f64 / mask.data.len().max(1) as f64;
+        println!(
+            "{}: foreground {share:.1}% of the image; support-recovery IoU {:.1}% \
+             (how well the prototypes explain their own supports: the upper bound)\n  wrote {} and {}",
+            query_path.display(),
+            100.0 * support_iou,
+            mask_path.display(),
+            overlay_path.display()
+        );
+    }
+    Ok(())
+}
+// ANCHOR_END: predict
+
+/// The image with the predicted foreground tinted blue-magenta (readable with colour-blindness)
+/// and its border drawn in yellow.
+fn overlay(image: &Image, mask: &Mask) -> Image {
+    let mut out = image.clone();
+    let plane = image.height * image.width;
+    let tint = [0.55, 0.15, 0.75];
+    for i in 0..plane.min(mask.data.len()) {
+        if mask.data[i] != 1 {
+            continue;
+        }
+        let (y, x) = (i / image.width, i % image.width);
+        let border = [(0i64, 1i64), (1, 0), (0, -1), (-1, 0)].iter().any(|(dy, dx)| {
+            let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+            ny < 0 || nx < 0 || ny >= image.height as i64 || nx >= image.width as i64
+                || mask.data[ny as usize * image.width + nx as usize] != 1
+        });
+        for c in 0..3 {
+            let v = &mut out.data[c * plane + i];
+            *v = if border { [255.0, 220.0, 0.0][c] } else { 0.5 * *v + 0.5 * 255.0 * tint[c] };
+        }
+    }
+    out
+}

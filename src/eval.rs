@@ -1,0 +1,221 @@
+//! Evaluation: 1-way K-shot episodes of a fold's test classes, over several seeds; mIoU (per
+//! class, accumulated), FB-IoU, and the support-recovery IoU of every episode beside its query
+//! IoU.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use burn::module::Module;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Benchmark, DataError, EpisodeSpec, Episodes, Normalization, Split, Transform};
+use crate::experiment::{Provenance, write_atomic};
+use crate::metrics::{Evaluator, mean_std};
+use crate::model::loss::predicted_mask;
+use crate::model::{EpisodeTensors, ModelError, Phase, SrpNet};
+
+// ANCHOR: protocol
+/// How many episodes and seeds an evaluation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalProtocol {
+    /// PANet's: 1,000 episodes for each of 5 seeds (1234 + run).
+    Panet,
+    /// A quick look: 100 episodes for each of 2 seeds.
+    Quick,
+}
+
+impl EvalProtocol {
+    pub fn episodes(self) -> u64 {
+        match self {
+            EvalProtocol::Panet => 1_000,
+            EvalProtocol::Quick => 100,
+        }
+    }
+
+    pub fn seeds(self) -> Vec<u64> {
+        let runs = match self {
+            EvalProtocol::Panet => 5,
+            EvalProtocol::Quick => 2,
+        };
+        (0..runs).map(|r| 1234 + r).collect()
+    }
+}
+// ANCHOR_END: protocol
+
+#[derive(Debug, Clone)]
+pub struct EvalSettings {
+    pub fold: usize,
+    pub shots: usize,
+    pub episodes: u64,
+    pub seeds: Vec<u64>,
+    pub image_size: usize,
+    pub normalization: Normalization,
+}
+
+/// One episode's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeRecord {
+    pub seed: u64,
+    pub index: u64,
+    pub class_id: u8,
+    pub query_iou: Option<f64>,
+    pub support_iou: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub miou: f64,
+    pub miou_episode_wise: f64,
+    pub fb_iou: f64,
+    /// The support-recovery mIoU: the same metric, computed on the supports recovered by the
+    /// prototypes (the upper bound SRP argues for).
+    pub support_miou: f64,
+    pub class_iou: BTreeMap<u8, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub benchmark: String,
+    pub fold: usize,
+    pub shots: usize,
+    pub classes: Vec<(u8, String)>,
+    pub seeds: Vec<SeedResult>,
+    pub episodes: Vec<EpisodeRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("seed {seed}: no episode gave a defined IoU; the benchmark's test classes are empty")]
+    NoEpisodes { seed: u64 },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+// ANCHOR: evaluate
+/// Evaluates `model` (in inference mode, on a device without autodiff) on the test classes of
+/// `settings.fold`. `progress` is called after every episode with (done, total).
+pub fn evaluate(
+    model: &SrpNet,
+    benchmark: &dyn Benchmark,
+    settings: &EvalSettings,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<EvalReport, EvalError> {
+    let device = model.devices().into_iter().next().unwrap_or_else(burn::tensor::Device::flex);
+    let transform = Transform::eval(settings.image_size, settings.normalization);
+    let total = settings.episodes * settings.seeds.len() as u64;
+    let mut records = Vec::new();
+    let mut seeds = Vec::new();
+    for (run, &seed) in settings.seeds.iter().enumerate() {
+        let spec = EpisodeSpec { fold: settings.fold, split: Split::Test, shots: settings.shots, seed };
+        let mut query = Evaluator::default();
+        let mut support = Evaluator::default();
+        let stream = Episodes::new(benchmark, spec, transform.clone());
+        for (i, episode) in stream.take(settings.episodes as usize).enumerate() {
+            let episode = episode?;
+            let tensors = EpisodeTensors::from_episode(&episode, &device)?;
+            let out = model.forward(&tensors, Phase::Infer)?;
+            let predicted = predicted_mask(out.query_probabilities)?;
+            let query_iou = query.add(episode.class_id, &predicted, &episode.query.mask.data);
+            let recovered = predicted_mask(out.support_logits)?;
+            let truth: Vec<u8> = episode.supports.iter().flat_map(|s| s.mask.data.iter().copied()).collect();
+            let support_iou = support.add(episode.class_id, &recovered, &truth);
+            records.push(EpisodeRecord { seed, index: episode.index, class_id: episode.class_id, query_iou, support_iou });
+            progress(run as u64 * settings.episodes + i as u64 + 1, total);
+        }
+        let (Some(miou), Some(fb_iou)) = (query.miou(), query.fb_iou()) else {
+            return Err(EvalError::NoEpisodes { seed });
+        };
+        seeds.push(SeedResult {
+            seed,
+            miou,
+            miou_episode_wise: query.miou_episode_wise().unwrap_or(f64::NAN),
+            fb_iou,
+            support_miou: support.miou().unwrap_or(f64::NAN),
+            class_iou: query.class_iou(),
+        });
+    }
+    let classes = benchmark
+        .classes(settings.fold, Split::Test)
+        .into_iter()
+        .map(|c| (c, benchmark.class_name(c)))
+        .collect();
+    Ok(EvalReport {
+        benchmark: benchmark.name(),
+        fold: settings.fold,
+        shots: settings.shots,
+        classes,
+        seeds,
+        episodes: records,
+    })
+}
+// ANCHOR_END: evaluate
+
+impl EvalReport {
+    /// (mean, std) over seeds of mIoU, FB-IoU and support-recovery mIoU.
+    pub fn summary(&self) -> [(f64, f64); 3] {
+        let pick = |f: fn(&SeedResult) -> f64| mean_std(&self.seeds.iter().map(f).collect::<Vec<_>>());
+        [pick(|s| s.miou), pick(|s| s.fb_iou), pick(|s| s.support_miou)]
+    }
+
+    /// A terminal table: per class, per seed, and the mean +- std.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let names: BTreeMap<u8, &str> = self.classes.iter().map(|(c, n)| (*c, n.as_str())).collect();
+        out += &format!("{} fold {} {}-shot\n", self.benchmark, self.fold, self.shots);
+        out += &format!("{:<8}{:>8}{:>8}{:>10}", "seed", "mIoU", "FB-IoU", "support");
+        for (c, _) in &self.classes {
+            out += &format!("{:>12}", names.get(c).copied().unwrap_or("?").chars().take(11).collect::<String>());
+        }
+        out.push('\n');
+        for s in &self.seeds {
+            out += &format!("{:<8}{:>8.1}{:>8.1}{:>10.1}", s.seed, 100.0 * s.miou, 100.0 * s.fb_iou, 100.0 * s.support_miou);
+            for (c, _) in &self.classes {
+                out += &s.class_iou.get(c).map_or(format!("{:>12}", "-"), |v| format!("{:>12.1}", 100.0 * v));
+            }
+            out.push('\n');
+        }
+        let [(m, ms), (f, fs), (sm, ss)] = self.summary();
+        out += &format!(
+            "mean    {:>5.1} +- {:.1}   FB-IoU {:.1} +- {:.1}   support-recovery mIoU {:.1} +- {:.1}\n",
+            100.0 * m, 100.0 * ms, 100.0 * f, 100.0 * fs, 100.0 * sm, 100.0 * ss
+        );
+        out
+    }
+
+    /// The CSV of every seed and class, under the provenance header.
+    pub fn write_csv(&self, path: &Path, provenance: &Provenance) -> Result<(), EvalError> {
+        let mut text = provenance.header();
+        text += "seed,class_id,class,metric,value\n";
+        for s in &self.seeds {
+            for (name, v) in [("miou", s.miou), ("miou_episode_wise", s.miou_episode_wise), ("fb_iou", s.fb_iou), ("support_miou", s.support_miou)] {
+                text += &format!("{},,,{name},{v:.6}\n", s.seed);
+            }
+            for (c, v) in &s.class_iou {
+                let name = self.classes.iter().find(|(id, _)| id == c).map_or("", |(_, n)| n.as_str());
+                text += &format!("{},{c},{name},class_iou,{v:.6}\n", s.seed);
+            }
+        }
+        write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })
+    }
+
+    /// The per-episode CSV: query IoU beside support-recovery IoU.
+    pub fn write_episodes_csv(&self, path: &Path, provenance: &Provenance) -> Result<(), EvalError> {
+        let mut buf = provenance.header().into_bytes();
+        writeln!(buf, "seed,index,class_id,query_iou,support_iou").expect("writing to memory");
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        for e in &self.episodes {
+            writeln!(buf, "{},{},{},{},{}", e.seed, e.index, e.class_id, opt(e.query_iou), opt(e.support_iou)).expect("writing to memory");
+        }
+        write_atomic(path, &buf).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })
+    }
+}
