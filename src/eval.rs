@@ -84,6 +84,8 @@ pub struct EvalReport {
     pub classes: Vec<(u8, String)>,
     pub seeds: Vec<SeedResult>,
     pub episodes: Vec<EpisodeRecord>,
+    /// Episodes left out because a support region was empty at the network size.
+    pub skipped_empty_support: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,7 @@ pub fn evaluate(
     let total = settings.episodes * settings.seeds.len() as u64;
     let mut records = Vec::new();
     let mut seeds = Vec::new();
+    let mut skipped = 0;
     for (run, &seed) in settings.seeds.iter().enumerate() {
         let spec = EpisodeSpec { fold: settings.fold, split: Split::Test, shots: settings.shots, seed };
         let mut query = Evaluator::default();
@@ -123,7 +126,15 @@ pub fn evaluate(
         for (i, episode) in stream.take(settings.episodes as usize).enumerate() {
             let episode = episode?;
             let tensors = EpisodeTensors::from_episode(&episode, &device)?;
-            let out = model.forward(&tensors, Phase::Infer)?;
+            let out = match model.forward(&tensors, Phase::Infer) {
+                Ok(out) => out,
+                Err(ModelError::EmptyMask { .. }) => {
+                    skipped += 1;
+                    progress(run as u64 * settings.episodes + i as u64 + 1, total);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let predicted = predicted_mask(out.query_probabilities)?;
             let query_iou = query.add(episode.class_id, &predicted, &episode.query.mask.data);
             let recovered = predicted_mask(out.support_logits)?;
@@ -156,6 +167,7 @@ pub fn evaluate(
         classes,
         seeds,
         episodes: records,
+        skipped_empty_support: skipped,
     })
 }
 // ANCHOR_END: evaluate
@@ -189,6 +201,12 @@ impl EvalReport {
             "mean    {:>5.1} +- {:.1}   FB-IoU {:.1} +- {:.1}   support-recovery mIoU {:.1} +- {:.1}\n",
             100.0 * m, 100.0 * ms, 100.0 * f, 100.0 * fs, 100.0 * sm, 100.0 * ss
         );
+        if self.skipped_empty_support > 0 {
+            out += &format!(
+                "{} episode(s) left out: a support region was empty at the network size\n",
+                self.skipped_empty_support
+            );
+        }
         out
     }
 

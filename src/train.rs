@@ -198,6 +198,9 @@ pub struct TrainState {
     /// of `step`).
     pub next_episode: u64,
     pub elapsed_s: f64,
+    /// Episodes skipped because a support region was empty at the network size.
+    #[serde(default)]
+    pub skipped_episodes: u64,
 }
 // ANCHOR_END: run_layout
 
@@ -243,8 +246,10 @@ impl RunDir {
             path: tmp.clone(),
             message,
         };
+        // `valid()` folds the batch norms' pending running-statistics updates into the values
+        // that are saved (a plain record would read them one update stale).
         model
-            .clone()
+            .valid()
             .save_file(tmp.join("model.bpk"))
             .map_err(|e| fail(e.to_string()))?;
         optimizer
@@ -361,6 +366,7 @@ pub fn train(
         step: 0,
         next_episode: 0,
         elapsed_s: 0.0,
+        skipped_episodes: 0,
     };
     if options.resume {
         (model, optimizer, state) = run.load(model, optimizer)?;
@@ -382,10 +388,17 @@ pub fn train(
             TrainError::Data(DataError::InvalidSpec("the episode stream ended".into()))
         })??;
         let tensors = EpisodeTensors::from_episode(&episode, &device)?;
-        let losses = model
-            .forward(&tensors, Phase::Train)?
-            .losses
-            .expect("training episodes carry the query mask");
+        let losses = match model.forward(&tensors, Phase::Train) {
+            Ok(out) => out.losses.expect("training episodes carry the query mask"),
+            // A support whose object vanished at the network size (or was all border) has no
+            // prototype: skip the episode, count it, and draw the next.
+            Err(ModelError::EmptyMask { .. }) => {
+                state.next_episode = episode.index + 1;
+                state.skipped_episodes += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let values = StepLosses {
             total: losses.total.clone().into_scalar::<f32>(),
             query: losses.query.into_scalar::<f32>(),
@@ -417,7 +430,10 @@ pub fn train(
             run.save(&model, &optimizer, &state)?;
         }
     }
-    bar.finish_with_message(format!("done: {} steps in {:.0} s", state.step, state.elapsed_s));
+    bar.finish_with_message(format!(
+        "done: {} steps in {:.0} s ({} episodes skipped for an empty support region)",
+        state.step, state.elapsed_s, state.skipped_episodes
+    ));
     Ok(TrainOutcome { state, interrupted: false, last_losses })
 }
 // ANCHOR_END: train
