@@ -141,6 +141,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             resume: args.resume,
             progress: !args.quiet,
             interrupt: &interrupt,
+            on_step: None,
         },
     )?;
     if outcome.interrupted {

@@ -5,7 +5,13 @@
 
 pub mod backend;
 pub mod bench;
+pub mod commands;
+pub mod eval;
 pub mod experiment;
+pub mod figures;
 pub mod metrics;
+pub mod reproduce;
+pub mod train;
 pub mod data;
 pub mod model;
+pub mod weights;

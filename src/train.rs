@@ -336,6 +336,8 @@ pub struct TrainOptions<'a> {
     pub progress: bool,
     /// Set (by Ctrl-C) to stop after the current step with a checkpoint.
     pub interrupt: &'a AtomicBool,
+    /// Called after every step (for a progress bar that spans several runs).
+    pub on_step: Option<&'a dyn Fn()>,
 }
 
 // ANCHOR: train
@@ -420,6 +422,9 @@ pub fn train(
             log.write(&state, lr, &values, rate)?;
         }
         bar.set_position(state.step);
+        if let Some(f) = options.on_step {
+            f();
+        }
         bar.set_message(format!(
             "loss {:.3} (que {:.3}{}) lr {lr:.1e} {rate:.1} ep/s",
             values.total,

@@ -111,7 +111,7 @@ fn a_killed_run_resumes_to_the_same_weights() {
 }
 
 fn options(resume: bool, flag: &AtomicBool) -> TrainOptions<'_> {
-    TrainOptions { backend: BackendKind::Flex, resume, progress: false, interrupt: flag }
+    TrainOptions { backend: BackendKind::Flex, resume, progress: false, interrupt: flag, on_step: None }
 }
 
 #[test]

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use srpnet::backend::{BackendKind, compiled_backends};
 use srpnet::bench::{BenchCase, BenchSettings, run_case};
+use srpnet::commands::Method;
 use srpnet::experiment::load_config;
 use srpnet::model::{ModelConfig, Profile};
 
@@ -15,12 +16,6 @@ use srpnet::model::{ModelConfig, Profile};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Method {
-    Srpnet,
-    Panet,
 }
 
 #[derive(Subcommand)]
@@ -59,10 +54,21 @@ enum Command {
         #[arg(long)]
         breakdown: bool,
     },
+    /// Train SRPNet or the PANet baseline episodically (checkpoints; --resume continues).
+    Train(srpnet::commands::TrainArgs),
+    /// Evaluate a run (or an untrained model): mIoU, FB-IoU, support-recovery IoU; CSVs.
+    Eval(srpnet::commands::EvalArgs),
+    /// Segment your own query images from a few labelled support images.
+    Predict(srpnet::commands::PredictArgs),
     /// Episodes and benchmarks: export, check, figure, episodes, probe.
     Data {
         #[command(subcommand)]
         cmd: srpnet::data::cli::DataCommand,
+    },
+    /// ImageNet weights: check that they load and classify photos.
+    Weights {
+        #[command(subcommand)]
+        cmd: srpnet::weights::cli::WeightsCommand,
     },
 }
 
@@ -79,6 +85,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Data { cmd } => srpnet::data::cli::run(cmd)?,
+        Command::Weights { cmd } => srpnet::weights::cli::run(cmd)?,
+        Command::Train(args) => srpnet::commands::run_train(&args)?,
+        Command::Eval(args) => srpnet::commands::run_eval(&args)?,
+        Command::Predict(args) => srpnet::commands::run_predict(&args)?,
         Command::Backends => {
             println!("{:<10} {:<10} feature", "backend", "compiled");
             for b in BackendKind::ALL {
@@ -122,10 +132,9 @@ fn run(cli: Cli) -> Result<()> {
                 "case", "size", "params", "train s", "infer s", "peak RSS MiB"
             );
             for p in profile {
-                let mut model = match (&config, method) {
-                    (Some(path), _) => load_config::<ModelConfig>(path)?,
-                    (None, Method::Srpnet) => ModelConfig::srpnet(p),
-                    (None, Method::Panet) => ModelConfig::panet(p),
+                let mut model = match &config {
+                    Some(path) => load_config::<ModelConfig>(path)?,
+                    None => method.model(p),
                 };
                 model.backbone.frozen_batch_norm = frozen_bn;
                 model.backbone.frozen_stages = frozen_stages;
