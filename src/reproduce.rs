@@ -646,15 +646,23 @@ impl Context_ {
                     }
                 }
             }
+            // One episode's loss is noisy: draw the mean of a sliding window of logged steps.
+            const WINDOW: usize = 10;
             for (name, points) in terms {
-                curves.push(Curve { label: format!("{} {name}", e.method), points });
+                let smooth = (0..points.len())
+                    .map(|i| {
+                        let w = &points[i.saturating_sub(WINDOW - 1)..=i];
+                        (points[i].0, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64)
+                    })
+                    .collect();
+                curves.push(Curve { label: format!("{} {name}", e.method), points: smooth });
             }
         }
         let stem = self.paths.figures.join(format!("{}-training-curves", r.id));
         Ok(draw_curves(
             &curves,
             &format!("Training losses, fold {}, {}", r.folds[0], self.data.label()),
-            "cross-entropy (nats)",
+            "cross-entropy (nats), mean of the last 10 logged steps",
             &self.caption(r),
             &stem,
         )?)

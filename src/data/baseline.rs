@@ -1,14 +1,14 @@
 //! A fixed-feature baseline and a throughput probe, to measure how hard a benchmark is and how
 //! cheap its episodes are, with no network at all.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::episode::{ClassId, EpisodeSpec, IGNORE, Image, Mask, Split};
+use super::episode::{EpisodeSpec, Image, Mask, Split};
 use super::error::DataError;
 use super::folds::NUM_FOLDS;
 use super::sampler::{Benchmark, Episodes};
 use super::transforms::Transform;
+use crate::metrics::Evaluator;
 
 const DIM: usize = 8;
 
@@ -72,42 +72,6 @@ fn masked_average(feats: &[[f32; DIM]], masks: &[&Mask], value: u8) -> [f32; DIM
     p.map(|v| v / n.max(1.0))
 }
 
-/// Per-class intersections and unions, accumulated over episodes (the paper-style mIoU).
-#[derive(Clone, Debug, Default)]
-pub struct IouAccumulator {
-    per_class: BTreeMap<ClassId, (u64, u64)>,
-}
-
-impl IouAccumulator {
-    /// Adds one episode: `pred` is 0 / 1, `truth` is 0 / 1 / 255 (255 excluded).
-    pub fn add(&mut self, class: ClassId, pred: &[u8], truth: &[u8]) {
-        let (mut i, mut u) = (0u64, 0u64);
-        for (&p, &t) in pred.iter().zip(truth) {
-            if t == IGNORE {
-                continue;
-            }
-            i += u64::from(p == 1 && t == 1);
-            u += u64::from(p == 1 || t == 1);
-        }
-        let e = self.per_class.entry(class).or_default();
-        e.0 += i;
-        e.1 += u;
-    }
-
-    /// Mean over classes of summed intersection / summed union, in percent.
-    pub fn miou(&self) -> f64 {
-        if self.per_class.is_empty() {
-            return 0.0;
-        }
-        let s: f64 = self
-            .per_class
-            .values()
-            .map(|&(i, u)| if u == 0 { 1.0 } else { i as f64 / u as f64 })
-            .sum();
-        100.0 * s / self.per_class.len() as f64
-    }
-}
-
 /// mIoU per fold (and their mean) of the fixed-feature baseline and of predicting everything as
 /// foreground.
 #[derive(Clone, Debug)]
@@ -145,7 +109,7 @@ pub fn fixed_feature_baseline<B: Benchmark + ?Sized>(
             shots,
             seed,
         };
-        let (mut acc, mut acc_fg) = (IouAccumulator::default(), IouAccumulator::default());
+        let (mut acc, mut acc_fg) = (Evaluator::default(), Evaluator::default());
         for ep in Episodes::new(bench, spec, transform.clone()).take(episodes_per_fold) {
             let ep = ep?;
             let feats: Vec<[f32; DIM]> = ep
@@ -163,11 +127,11 @@ pub fn fixed_feature_baseline<B: Benchmark + ?Sized>(
                 .iter()
                 .map(|f| u8::from(cosine(f, &fg) > cosine(f, &bg)))
                 .collect();
-            acc.add(ep.class_id, &pred, &ep.query.mask.data);
-            acc_fg.add(ep.class_id, &vec![1; pred.len()], &ep.query.mask.data);
+            let _ = acc.add(ep.class_id, &pred, &ep.query.mask.data);
+            let _ = acc_fg.add(ep.class_id, &vec![1; pred.len()], &ep.query.mask.data);
         }
-        fixed.push(acc.miou());
-        all_fg.push(acc_fg.miou());
+        fixed.push(100.0 * acc.miou().unwrap_or(0.0));
+        all_fg.push(100.0 * acc_fg.miou().unwrap_or(0.0));
     }
     Ok(BaselineReport {
         benchmark: bench.name(),
