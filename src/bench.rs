@@ -74,7 +74,8 @@ pub fn synthetic_episode(
     let mask: Vec<u8> = (0..n * size * size)
         .map(|i| {
             let (y, x) = ((i / size) % size, i % size);
-            let inside = (size / 4..3 * size / 4).contains(&y) && (size / 4..3 * size / 4).contains(&x);
+            let inside =
+                (size / 4..3 * size / 4).contains(&y) && (size / 4..3 * size / 4).contains(&x);
             inside as u8
         })
         .collect();
@@ -127,7 +128,11 @@ pub fn run_case(case: &BenchCase, settings: &BenchSettings) -> Result<BenchResul
         let loss = out.losses.ok_or(BenchError::NoLoss)?.total;
         let _gradients = loss.clone().backward();
         let value = loss.into_scalar::<f32>();
-        if value.is_finite() { Ok(()) } else { Err(BenchError::NonFinite(value)) }
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(BenchError::NonFinite(value))
+        }
     })?;
 
     let inference_model = model.valid();
@@ -161,16 +166,25 @@ pub fn run_case(case: &BenchCase, settings: &BenchSettings) -> Result<BenchResul
         let features = model.features(images.clone()).detach().require_grad();
         let [_, _, h, w] = features.dims();
         let upsample_step = time(settings, &device, || {
-            let up = interpolate(features.clone().slice([0..1, 0..2, 0..h, 0..w]), bilinear_to([case.image_size; 2]));
-            let labels = episode.support_masks.clone().slice([0..1]);
+            let up = interpolate(
+                features.clone().slice([0..1, 0..2, 0..h, 0..w]),
+                bilinear_to([case.image_size; 2]),
+            );
+            let labels = episode.support_masks.clone().slice_dim(0, 0..1);
             let _ = segmentation_cross_entropy(up, labels).backward();
             Ok(())
         })?;
         breakdown = vec![
             ("backbone forward".to_string(), backbone_forward),
             ("backbone forward+backward".to_string(), backbone_step),
-            ("logit upsampling + CE forward+backward (one map)".to_string(), upsample_step),
-            ("rest of step (pyramid, prototypes, similarity, losses)".to_string(), (train_step_s - backbone_step).max(0.0)),
+            (
+                "logit upsampling + CE forward+backward (one map)".to_string(),
+                upsample_step,
+            ),
+            (
+                "rest of step (pyramid, prototypes, similarity, losses)".to_string(),
+                (train_step_s - backbone_step).max(0.0),
+            ),
         ];
     }
 

@@ -83,7 +83,9 @@ pub fn resolve_train_config(args: &TrainArgs) -> Result<TrainConfig> {
     let run = RunDir::new(&args.out);
     let mut config = match (&args.config, args.resume) {
         (Some(path), _) => load_config::<TrainConfig>(path)?,
-        (None, true) if run.config_path().is_file() => load_config::<TrainConfig>(&run.config_path())?,
+        (None, true) if run.config_path().is_file() => {
+            load_config::<TrainConfig>(&run.config_path())?
+        }
         (None, _) => TrainConfig::preset(args.method.model(args.profile), args.profile),
     };
     if let Some(b) = args.data.benchmark {
@@ -209,7 +211,11 @@ pub fn load_model(
             })?;
             let model = config.model.init(&device)?;
             let (model, state) = load_checkpoint(&checkpoint, model)?;
-            Ok((model, config, format!("{} (step {})", checkpoint.display(), state.step)))
+            Ok((
+                model,
+                config,
+                format!("{} (step {})", checkpoint.display(), state.step),
+            ))
         }
         None => {
             let config = TrainConfig::preset(method.model(profile), profile);
@@ -237,10 +243,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         image_size: config.image_size,
         normalization: config.normalization,
     };
-    ensure!(settings.episodes > 0 && !settings.seeds.is_empty(), "give at least one episode and one seed");
+    ensure!(
+        settings.episodes > 0 && !settings.seeds.is_empty(),
+        "give at least one episode and one seed"
+    );
     let benchmark = config.data.open(config.image_size, &[Split::Test])?;
     let bar = indicatif::ProgressBar::new(settings.episodes * settings.seeds.len() as u64);
-    let report = evaluate(&model, benchmark.as_ref(), &settings, |done, _| bar.set_position(done))?;
+    let report = evaluate(&model, benchmark.as_ref(), &settings, |done, _| {
+        bar.set_position(done)
+    })?;
     bar.finish_and_clear();
     print!("{}", report.table());
     let mut provenance = Provenance::new(args.backend.name());
@@ -253,7 +264,11 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         .push("episodes per seed", settings.episodes)
         .push("image size", settings.image_size)
         .push("checkpoint", &source);
-    let out = args.out.clone().or_else(|| args.run.clone()).unwrap_or_else(|| PathBuf::from("."));
+    let out = args
+        .out
+        .clone()
+        .or_else(|| args.run.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let stem = format!("eval-fold{}-{}shot", settings.fold, settings.shots);
     let csv = out.join(format!("{stem}.csv"));
@@ -300,16 +315,27 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
             args.masks.len()
         );
     }
-    let (model, config, source) = load_model(args.run.as_deref(), args.method, args.profile, args.backend)?;
+    let (model, config, source) =
+        load_model(args.run.as_deref(), args.method, args.profile, args.backend)?;
     let device = args.backend.device(false)?;
     let own = OwnImages {
-        supports: args.supports.iter().cloned().zip(args.masks.iter().cloned()).collect(),
+        supports: args
+            .supports
+            .iter()
+            .cloned()
+            .zip(args.masks.iter().cloned())
+            .collect(),
         queries: args.queries.iter().map(|q| (q.clone(), None)).collect(),
         class_id: args.class_id,
         class_name: "object".into(),
     };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    println!("srpnet predict: {} support(s), {} query image(s), weights: {source}", args.supports.len(), args.queries.len());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    println!(
+        "srpnet predict: {} support(s), {} query image(s), weights: {source}",
+        args.supports.len(),
+        args.queries.len()
+    );
     let transform = Transform::eval(config.image_size, config.normalization);
     for (episode, query_path) in own.episodes()?.into_iter().zip(&args.queries) {
         let episode = transform.apply(episode, &mut crate::data::rng::Rng::new(0));
@@ -319,10 +345,24 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         let labels = predicted_mask(out.query_probabilities)?;
         let (h, w) = episode.query.image.size();
         let (oh, ow) = episode.query.original_size;
-        let mask = resize_nearest(&Mask { height: h, width: w, data: labels }, oh, ow);
-        let stem = query_path.file_stem().and_then(|s| s.to_str()).unwrap_or("query");
+        let mask = resize_nearest(
+            &Mask {
+                height: h,
+                width: w,
+                data: labels,
+            },
+            oh,
+            ow,
+        );
+        let stem = query_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("query");
         let mask_path = args.out.join(format!("{stem}-mask.png"));
-        let white = Mask { data: mask.data.iter().map(|&v| v * 255).collect(), ..mask.clone() };
+        let white = Mask {
+            data: mask.data.iter().map(|&v| v * 255).collect(),
+            ..mask.clone()
+        };
         save_mask(&mask_path, &white)?;
         let overlay_path = args.out.join(format!("{stem}-overlay.png"));
         save_rgb(&overlay_path, &overlay(&load_image(query_path)?, &mask))?;
@@ -351,14 +391,23 @@ fn overlay(image: &Image, mask: &Mask) -> Image {
             continue;
         }
         let (y, x) = (i / image.width, i % image.width);
-        let border = [(0i64, 1i64), (1, 0), (0, -1), (-1, 0)].iter().any(|(dy, dx)| {
-            let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-            ny < 0 || nx < 0 || ny >= image.height as i64 || nx >= image.width as i64
-                || mask.data[ny as usize * image.width + nx as usize] != 1
-        });
+        let border = [(0i64, 1i64), (1, 0), (0, -1), (-1, 0)]
+            .iter()
+            .any(|(dy, dx)| {
+                let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                ny < 0
+                    || nx < 0
+                    || ny >= image.height as i64
+                    || nx >= image.width as i64
+                    || mask.data[ny as usize * image.width + nx as usize] != 1
+            });
         for c in 0..3 {
             let v = &mut out.data[c * plane + i];
-            *v = if border { [255.0, 220.0, 0.0][c] } else { 0.5 * *v + 0.5 * 255.0 * tint[c] };
+            *v = if border {
+                [255.0, 220.0, 0.0][c]
+            } else {
+                0.5 * *v + 0.5 * 255.0 * tint[c]
+            };
         }
     }
     out

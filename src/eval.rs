@@ -112,14 +112,23 @@ pub fn evaluate(
     settings: &EvalSettings,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<EvalReport, EvalError> {
-    let device = model.devices().into_iter().next().unwrap_or_else(burn::tensor::Device::flex);
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(burn::tensor::Device::flex);
     let transform = Transform::eval(settings.image_size, settings.normalization);
     let total = settings.episodes * settings.seeds.len() as u64;
     let mut records = Vec::new();
     let mut seeds = Vec::new();
     let mut skipped = 0;
     for (run, &seed) in settings.seeds.iter().enumerate() {
-        let spec = EpisodeSpec { fold: settings.fold, split: Split::Test, shots: settings.shots, seed };
+        let spec = EpisodeSpec {
+            fold: settings.fold,
+            split: Split::Test,
+            shots: settings.shots,
+            seed,
+        };
         let mut query = Evaluator::default();
         let mut support = Evaluator::default();
         let stream = Episodes::new(benchmark, spec, transform.clone());
@@ -138,9 +147,19 @@ pub fn evaluate(
             let predicted = predicted_mask(out.query_probabilities)?;
             let query_iou = query.add(episode.class_id, &predicted, &episode.query.mask.data);
             let recovered = predicted_mask(out.support_logits)?;
-            let truth: Vec<u8> = episode.supports.iter().flat_map(|s| s.mask.data.iter().copied()).collect();
+            let truth: Vec<u8> = episode
+                .supports
+                .iter()
+                .flat_map(|s| s.mask.data.iter().copied())
+                .collect();
             let support_iou = support.add(episode.class_id, &recovered, &truth);
-            records.push(EpisodeRecord { seed, index: episode.index, class_id: episode.class_id, query_iou, support_iou });
+            records.push(EpisodeRecord {
+                seed,
+                index: episode.index,
+                class_id: episode.class_id,
+                query_iou,
+                support_iou,
+            });
             progress(run as u64 * settings.episodes + i as u64 + 1, total);
         }
         let (Some(miou), Some(fb_iou)) = (query.miou(), query.fb_iou()) else {
@@ -175,31 +194,63 @@ pub fn evaluate(
 impl EvalReport {
     /// (mean, std) over seeds of mIoU, FB-IoU and support-recovery mIoU.
     pub fn summary(&self) -> [(f64, f64); 3] {
-        let pick = |f: fn(&SeedResult) -> f64| mean_std(&self.seeds.iter().map(f).collect::<Vec<_>>());
-        [pick(|s| s.miou), pick(|s| s.fb_iou), pick(|s| s.support_miou)]
+        let pick =
+            |f: fn(&SeedResult) -> f64| mean_std(&self.seeds.iter().map(f).collect::<Vec<_>>());
+        [
+            pick(|s| s.miou),
+            pick(|s| s.fb_iou),
+            pick(|s| s.support_miou),
+        ]
     }
 
     /// A terminal table: per class, per seed, and the mean +- std.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let names: BTreeMap<u8, &str> = self.classes.iter().map(|(c, n)| (*c, n.as_str())).collect();
-        out += &format!("{} fold {} {}-shot\n", self.benchmark, self.fold, self.shots);
+        let names: BTreeMap<u8, &str> =
+            self.classes.iter().map(|(c, n)| (*c, n.as_str())).collect();
+        out += &format!(
+            "{} fold {} {}-shot\n",
+            self.benchmark, self.fold, self.shots
+        );
         out += &format!("{:<8}{:>8}{:>8}{:>10}", "seed", "mIoU", "FB-IoU", "support");
         for (c, _) in &self.classes {
-            out += &format!("{:>12}", names.get(c).copied().unwrap_or("?").chars().take(11).collect::<String>());
+            out += &format!(
+                "{:>12}",
+                names
+                    .get(c)
+                    .copied()
+                    .unwrap_or("?")
+                    .chars()
+                    .take(11)
+                    .collect::<String>()
+            );
         }
         out.push('\n');
         for s in &self.seeds {
-            out += &format!("{:<8}{:>8.1}{:>8.1}{:>10.1}", s.seed, 100.0 * s.miou, 100.0 * s.fb_iou, 100.0 * s.support_miou);
+            out += &format!(
+                "{:<8}{:>8.1}{:>8.1}{:>10.1}",
+                s.seed,
+                100.0 * s.miou,
+                100.0 * s.fb_iou,
+                100.0 * s.support_miou
+            );
             for (c, _) in &self.classes {
-                out += &s.class_iou.get(c).map_or(format!("{:>12}", "-"), |v| format!("{:>12.1}", 100.0 * v));
+                out += &s
+                    .class_iou
+                    .get(c)
+                    .map_or(format!("{:>12}", "-"), |v| format!("{:>12.1}", 100.0 * v));
             }
             out.push('\n');
         }
         let [(m, ms), (f, fs), (sm, ss)] = self.summary();
         out += &format!(
             "mean    {:>5.1} +- {:.1}   FB-IoU {:.1} +- {:.1}   support-recovery mIoU {:.1} +- {:.1}\n",
-            100.0 * m, 100.0 * ms, 100.0 * f, 100.0 * fs, 100.0 * sm, 100.0 * ss
+            100.0 * m,
+            100.0 * ms,
+            100.0 * f,
+            100.0 * fs,
+            100.0 * sm,
+            100.0 * ss
         );
         if self.skipped_empty_support > 0 {
             out += &format!(
@@ -215,25 +266,53 @@ impl EvalReport {
         let mut text = provenance.header();
         text += "seed,class_id,class,metric,value\n";
         for s in &self.seeds {
-            for (name, v) in [("miou", s.miou), ("miou_episode_wise", s.miou_episode_wise), ("fb_iou", s.fb_iou), ("support_miou", s.support_miou)] {
+            for (name, v) in [
+                ("miou", s.miou),
+                ("miou_episode_wise", s.miou_episode_wise),
+                ("fb_iou", s.fb_iou),
+                ("support_miou", s.support_miou),
+            ] {
                 text += &format!("{},,,{name},{v:.6}\n", s.seed);
             }
             for (c, v) in &s.class_iou {
-                let name = self.classes.iter().find(|(id, _)| id == c).map_or("", |(_, n)| n.as_str());
+                let name = self
+                    .classes
+                    .iter()
+                    .find(|(id, _)| id == c)
+                    .map_or("", |(_, n)| n.as_str());
                 text += &format!("{},{c},{name},class_iou,{v:.6}\n", s.seed);
             }
         }
-        write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })
+        write_atomic(path, text.as_bytes()).map_err(|source| EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The per-episode CSV: query IoU beside support-recovery IoU.
-    pub fn write_episodes_csv(&self, path: &Path, provenance: &Provenance) -> Result<(), EvalError> {
+    pub fn write_episodes_csv(
+        &self,
+        path: &Path,
+        provenance: &Provenance,
+    ) -> Result<(), EvalError> {
         let mut buf = provenance.header().into_bytes();
         writeln!(buf, "seed,index,class_id,query_iou,support_iou").expect("writing to memory");
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
         for e in &self.episodes {
-            writeln!(buf, "{},{},{},{},{}", e.seed, e.index, e.class_id, opt(e.query_iou), opt(e.support_iou)).expect("writing to memory");
+            writeln!(
+                buf,
+                "{},{},{},{},{}",
+                e.seed,
+                e.index,
+                e.class_id,
+                opt(e.query_iou),
+                opt(e.support_iou)
+            )
+            .expect("writing to memory");
         }
-        write_atomic(path, &buf).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })
+        write_atomic(path, &buf).map_err(|source| EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

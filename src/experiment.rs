@@ -133,7 +133,10 @@ impl Provenance {
     /// Starts with what every output carries: crate version, git commit, backend, date.
     pub fn new(backend: &str) -> Self {
         let mut p = Self { fields: Vec::new() };
-        p.push("produced by", format!("srpnet {}", env!("CARGO_PKG_VERSION")));
+        p.push(
+            "produced by",
+            format!("srpnet {}", env!("CARGO_PKG_VERSION")),
+        );
         p.push("git commit", git_commit());
         p.push("backend", backend);
         p.push("unix time", unix_time().to_string());
@@ -173,7 +176,11 @@ pub fn git_commit() -> String {
         Some(commit) => {
             let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
                 .is_some_and(|s| !s.is_empty());
-            if dirty { format!("{commit}-dirty") } else { commit }
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
         }
         None => "unknown".into(),
     }

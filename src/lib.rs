@@ -6,12 +6,12 @@
 pub mod backend;
 pub mod bench;
 pub mod commands;
+pub mod data;
 pub mod eval;
 pub mod experiment;
 pub mod figures;
 pub mod metrics;
+pub mod model;
 pub mod reproduce;
 pub mod train;
-pub mod data;
-pub mod model;
 pub mod weights;

@@ -139,8 +139,22 @@ mod tests {
         // pred:  1 1 0 0 1 0
         // truth: 1 0 1 0 255 255
         let (fg, bg) = binary_counts(&[1, 1, 0, 0, 1, 0], &[1, 0, 1, 0, 255, 255]);
-        assert_eq!(fg, Counts { tp: 1, fp: 1, fn_: 1 });
-        assert_eq!(bg, Counts { tp: 1, fp: 1, fn_: 1 });
+        assert_eq!(
+            fg,
+            Counts {
+                tp: 1,
+                fp: 1,
+                fn_: 1
+            }
+        );
+        assert_eq!(
+            bg,
+            Counts {
+                tp: 1,
+                fp: 1,
+                fn_: 1
+            }
+        );
         assert_eq!(fg.iou(), Some(1.0 / 3.0));
     }
 
@@ -187,7 +201,10 @@ mod tests {
     #[test]
     fn an_empty_evaluator_has_no_numbers() {
         let e = Evaluator::default();
-        assert_eq!((e.miou(), e.fb_iou(), e.miou_episode_wise()), (None, None, None));
+        assert_eq!(
+            (e.miou(), e.fb_iou(), e.miou_episode_wise()),
+            (None, None, None)
+        );
     }
 
     #[test]

@@ -15,23 +15,23 @@ use std::collections::BTreeMap;
 use burn::tensor::module::interpolate;
 
 use crate::backend::BackendKind;
+use crate::commands::Method;
+use crate::data::Split;
 use crate::data::transforms::normalize;
 use crate::data::{EpisodeSpec, Episodes, Normalization, Transform};
+use crate::eval::{EvalReport, EvalSettings, evaluate};
+use crate::experiment::{BenchmarkName, DataConfig, Provenance, load_config, write_atomic};
 use crate::figures::{
     BoundSeries, Curve, Fig1Row, Picture, ScoreSample, draw_bound, draw_curves, draw_fig1,
     draw_score_histograms,
 };
 use crate::metrics::binary_counts;
+use crate::metrics::mean_std;
 use crate::model::fidelity::similarity;
 use crate::model::loss::predicted_mask;
 use crate::model::prototype::masked_average_pool;
 use crate::model::pyramid::bilinear_to;
 use crate::model::{EpisodeTensors, Phase};
-use crate::commands::Method;
-use crate::data::Split;
-use crate::eval::{EvalReport, EvalSettings, evaluate};
-use crate::experiment::{BenchmarkName, DataConfig, Provenance, load_config, write_atomic};
-use crate::metrics::mean_std;
 use crate::model::{ModelConfig, Profile, SrpNet};
 use crate::train::{RunDir, TrainConfig, TrainOptions, load_checkpoint, train};
 
@@ -140,7 +140,12 @@ pub fn read(id: &str) -> Result<Reproduction> {
         );
     }
     let r: Reproduction = load_config(&path)?;
-    ensure!(r.id == id, "{} says id = {:?}; it must say {id:?}", path.display(), r.id);
+    ensure!(
+        r.id == id,
+        "{} says id = {:?}; it must say {id:?}",
+        path.display(),
+        r.id
+    );
     for m in &r.methods {
         ensure!(
             !m.train.contains_key("iqi"),
@@ -200,12 +205,17 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
     let repros: Vec<Reproduction> = ids.iter().map(|i| read(i)).collect::<Result<_>>()?;
     options.backend.device(false)?;
     let root = crate::data::data_root(options.data_root.as_deref());
-    let profile = options.profile.unwrap_or(if root.is_some() { Profile::Paper } else { Profile::Embedded });
+    let profile = options.profile.unwrap_or(if root.is_some() {
+        Profile::Paper
+    } else {
+        Profile::Embedded
+    });
     let paths = Paths::new(options.out.as_deref());
     for dir in [&paths.results, &paths.figures, &paths.runs] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let probe = dir.join(".write-test");
-        std::fs::write(&probe, b"").with_context(|| format!("{} is not writable", dir.display()))?;
+        std::fs::write(&probe, b"")
+            .with_context(|| format!("{} is not writable", dir.display()))?;
         let _ = std::fs::remove_file(probe);
     }
     let mut written = Vec::new();
@@ -218,11 +228,17 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         options,
     };
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
-    ctx.bar = if ctx.options.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
+    ctx.bar = if ctx.options.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(total)
+    };
     ctx.bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:28} [{bar:30}] {percent:>3}% {elapsed} < {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg:28} [{bar:30}] {percent:>3}% {elapsed} < {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     for r in &repros {
         ctx.data = ctx.data_config(r);
@@ -251,7 +267,11 @@ impl Context_ {
     fn data_config(&self, r: &Reproduction) -> DataConfig {
         let root = crate::data::data_root(self.options.data_root.as_deref());
         DataConfig {
-            benchmark: if root.is_some() { r.benchmark } else { BenchmarkName::Synthetic5i },
+            benchmark: if root.is_some() {
+                r.benchmark
+            } else {
+                BenchmarkName::Synthetic5i
+            },
             root,
             ..DataConfig::default()
         }
@@ -275,7 +295,12 @@ impl Context_ {
     }
 
     /// The training config of `method` on `fold`.
-    fn train_config(&self, r: &Reproduction, method: &MethodSpec, fold: usize) -> Result<TrainConfig> {
+    fn train_config(
+        &self,
+        r: &Reproduction,
+        method: &MethodSpec,
+        fold: usize,
+    ) -> Result<TrainConfig> {
         let preset = match method.preset {
             MethodPreset::Srpnet => Method::Srpnet,
             MethodPreset::Panet => Method::Panet,
@@ -290,7 +315,11 @@ impl Context_ {
         if c.steps != budget.train_steps {
             // Keep the schedule's shape when the budget changes the length.
             let scale = budget.train_steps as f64 / c.steps as f64;
-            c.lr_milestones = c.lr_milestones.iter().map(|m| (*m as f64 * scale) as u64).collect();
+            c.lr_milestones = c
+                .lr_milestones
+                .iter()
+                .map(|m| (*m as f64 * scale) as u64)
+                .collect();
             c.checkpoint_every = (budget.train_steps / 4).max(1);
             c.log_every = (budget.train_steps / 100).max(1);
             c.steps = budget.train_steps;
@@ -300,7 +329,11 @@ impl Context_ {
 
     fn run_dir(&self, config: &TrainConfig) -> RunDir {
         let json = serde_json::to_string(config).expect("a config serialises");
-        RunDir::new(self.paths.runs.join(format!("{:016x}", fnv1a(json.as_bytes()))))
+        RunDir::new(
+            self.paths
+                .runs
+                .join(format!("{:016x}", fnv1a(json.as_bytes()))),
+        )
     }
 
     /// Units of work (training steps still to do + evaluation episodes) for the progress bar.
@@ -318,7 +351,9 @@ impl Context_ {
                 }
                 total += match r.kind {
                     Kind::Fig1 => r.rows as u64,
-                    _ => budget.eval_episodes * budget.eval_seeds.len() as u64 * r.shots.len() as u64,
+                    _ => {
+                        budget.eval_episodes * budget.eval_seeds.len() as u64 * r.shots.len() as u64
+                    }
                 };
             }
         }
@@ -326,12 +361,18 @@ impl Context_ {
     }
 
     /// Trains (or finds in the cache) the model of `method` on `fold`.
-    fn trained(&self, r: &Reproduction, method: &MethodSpec, fold: usize) -> Result<(SrpNet, TrainConfig, RunDir)> {
+    fn trained(
+        &self,
+        r: &Reproduction,
+        method: &MethodSpec,
+        fold: usize,
+    ) -> Result<(SrpNet, TrainConfig, RunDir)> {
         let config = self.train_config(r, method, fold)?;
         let dir = self.run_dir(&config);
         let done = done_steps(&dir);
         if done < config.steps {
-            self.bar.set_message(format!("train {} fold {fold}", method.name));
+            self.bar
+                .set_message(format!("train {} fold {fold}", method.name));
             let bench = config.data.open(config.image_size, &[Split::Train])?;
             let interrupt = AtomicBool::new(false);
             let tick = || self.bar.inc(1);
@@ -347,15 +388,30 @@ impl Context_ {
                     on_step: Some(&tick),
                 },
             )
-            .with_context(|| format!("training {} on fold {fold} in {}", method.name, dir.root.display()))?;
+            .with_context(|| {
+                format!(
+                    "training {} on fold {fold} in {}",
+                    method.name,
+                    dir.root.display()
+                )
+            })?;
         }
         let device = self.options.backend.device(false)?;
         let model = config.model.init(&device)?;
-        let checkpoint = dir.latest_checkpoint().context("a finished run has a checkpoint")?;
+        let checkpoint = dir
+            .latest_checkpoint()
+            .context("a finished run has a checkpoint")?;
         let (model, _) = load_checkpoint(&checkpoint, model)?;
         let eval_config = merge(&config.model, &method.eval)
             .with_context(|| format!("{}: the `eval` overrides of {:?}", r.id, method.name))?;
-        Ok((SrpNet { config: eval_config, ..model }, config, dir))
+        Ok((
+            SrpNet {
+                config: eval_config,
+                ..model
+            },
+            config,
+            dir,
+        ))
     }
 
     fn reproduce(&mut self, r: &Reproduction) -> Result<Vec<PathBuf>> {
@@ -375,7 +431,8 @@ impl Context_ {
                 let (model, config, dir) = self.trained(r, method, fold)?;
                 let bench = config.data.open(config.image_size, &[Split::Test])?;
                 for &shots in &r.shots {
-                    self.bar.set_message(format!("eval {} fold {fold} {shots}-shot", method.name));
+                    self.bar
+                        .set_message(format!("eval {} fold {fold} {shots}-shot", method.name));
                     let settings = EvalSettings {
                         fold,
                         shots,
@@ -384,8 +441,15 @@ impl Context_ {
                         image_size: config.image_size,
                         normalization: config.normalization,
                     };
-                    let report = evaluate(&model, bench.as_ref(), &settings, |_, _| self.bar.inc(1))?;
-                    out.push(Evaluation { method: method.name.clone(), fold, shots, report, run: dir.root.clone() });
+                    let report =
+                        evaluate(&model, bench.as_ref(), &settings, |_, _| self.bar.inc(1))?;
+                    out.push(Evaluation {
+                        method: method.name.clone(),
+                        fold,
+                        shots,
+                        report,
+                        run: dir.root.clone(),
+                    });
                 }
             }
         }
@@ -398,11 +462,29 @@ impl Context_ {
         p.push("reproduction", format!("{} ({})", r.id, r.title))
             .push("dataset", self.data.label())
             .push("profile", format!("{:?}", self.profile).to_lowercase())
-            .push("training", format!("{} steps of {}-shot episodes per model, one model per method and fold", budget.train_steps, budget.train_shots))
-            .push("evaluation", format!("{} episodes x seeds {:?} per fold and shots", budget.eval_episodes, budget.eval_seeds))
-            .push("wall time so far", format!("{:.0} s", self.started.elapsed().as_secs_f64()));
+            .push(
+                "training",
+                format!(
+                    "{} steps of {}-shot episodes per model, one model per method and fold",
+                    budget.train_steps, budget.train_shots
+                ),
+            )
+            .push(
+                "evaluation",
+                format!(
+                    "{} episodes x seeds {:?} per fold and shots",
+                    budget.eval_episodes, budget.eval_seeds
+                ),
+            )
+            .push(
+                "wall time so far",
+                format!("{:.0} s", self.started.elapsed().as_secs_f64()),
+            );
         if self.options.steps.is_some() {
-            p.push("warning", "--steps overrode the training budget: a smoke run, not a result");
+            p.push(
+                "warning",
+                "--steps overrode the training budget: a smoke run, not a result",
+            );
         }
         p
     }
@@ -418,7 +500,8 @@ impl Context_ {
         let csv = self.paths.results.join(format!("{stem}.csv"));
         let md = self.paths.results.join(format!("{stem}.md"));
         write_atomic(&csv, table_csv(&evals, &provenance).as_bytes())?;
-        let references = read_reference_numbers(&configs_dir().join("reference-numbers.csv"), &self.data)?;
+        let references =
+            read_reference_numbers(&configs_dir().join("reference-numbers.csv"), &self.data)?;
         let text = table_markdown(r, &evals, &provenance, &references, &self.data);
         write_atomic(&md, text.as_bytes())?;
         self.bar.suspend(|| println!("{text}"));
@@ -428,7 +511,6 @@ impl Context_ {
         }
         Ok(written)
     }
-
 }
 
 /// One evaluated (method, fold, shots).
@@ -468,7 +550,9 @@ pub fn merge(base: &ModelConfig, overrides: &toml::Table) -> Result<ModelConfig>
 
 /// FNV-1a, 64 bit: a stable hash for run folder names (the same on every machine).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 // ANCHOR: outputs
@@ -478,7 +562,12 @@ pub fn table_csv(evals: &[Evaluation], provenance: &Provenance) -> String {
     text += "method,fold,shots,seed,miou,fb_iou,support_miou,episodes\n";
     for e in evals {
         for s in &e.report.seeds {
-            let episodes = e.report.episodes.iter().filter(|x| x.seed == s.seed).count();
+            let episodes = e
+                .report
+                .episodes
+                .iter()
+                .filter(|x| x.seed == s.seed)
+                .count();
             text += &format!(
                 "{},{},{},{},{:.6},{:.6},{:.6},{episodes}\n",
                 e.method, e.fold, e.shots, s.seed, s.miou, s.fb_iou, s.support_miou
@@ -503,7 +592,8 @@ pub fn table_markdown(
         md += &format!("- {k}: {v}\n");
     }
     md.push('\n');
-    let metrics: [(&str, fn(&crate::eval::SeedResult) -> f64); 3] = [
+    type Pick = fn(&crate::eval::SeedResult) -> f64;
+    let metrics: [(&str, Pick); 3] = [
         ("mIoU", |s| s.miou),
         ("FB-IoU", |s| s.fb_iou),
         ("support-recovery mIoU", |s| s.support_miou),
@@ -521,7 +611,10 @@ pub fn table_markdown(
                 md += &format!("| {method} |");
                 let mut per_fold = Vec::new();
                 for &fold in &r.folds {
-                    match evals.iter().find(|e| &e.method == method && e.fold == fold && e.shots == shots) {
+                    match evals
+                        .iter()
+                        .find(|e| &e.method == method && e.fold == fold && e.shots == shots)
+                    {
                         Some(e) => {
                             let values: Vec<f64> = e.report.seeds.iter().map(pick).collect();
                             let (m, s) = mean_std(&values);
@@ -562,7 +655,14 @@ pub fn table_markdown(
                no SRPNet reference row is printed.\n\n";
     }
     for n in references {
-        md += &format!("[^{}]: {} {} {}: {}\n", n.key(), n.method, n.dataset, n.protocol, n.source);
+        md += &format!(
+            "[^{}]: {} {} {}: {}\n",
+            n.key(),
+            n.method,
+            n.dataset,
+            n.protocol,
+            n.source
+        );
     }
     md
 }
@@ -589,10 +689,12 @@ impl ReferenceNumber {
 
 /// Reads the reference numbers that apply to `data`.
 pub fn read_reference_numbers(path: &Path, data: &DataConfig) -> Result<Vec<ReferenceNumber>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for row in reader.deserialize() {
-        let n: ReferenceNumber = row.with_context(|| format!("a malformed row in {}", path.display()))?;
+        let n: ReferenceNumber =
+            row.with_context(|| format!("a malformed row in {}", path.display()))?;
         // A number counts only on the same dataset under the same protocol or fold convention:
         // PANet's and OSLSM's PASCAL-5i test sets are not comparable.
         let (dataset, protocol) = match data.benchmark {
@@ -606,7 +708,6 @@ pub fn read_reference_numbers(path: &Path, data: &DataConfig) -> Result<Vec<Refe
     }
     Ok(out)
 }
-
 
 // ANCHOR: figures
 impl Context_ {
@@ -635,7 +736,8 @@ impl Context_ {
                 continue;
             }
             let log = e.run.join("train-log.csv");
-            let mut reader = csv::Reader::from_path(&log).with_context(|| format!("reading {}", log.display()))?;
+            let mut reader = csv::Reader::from_path(&log)
+                .with_context(|| format!("reading {}", log.display()))?;
             let mut terms: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
             for row in reader.records() {
                 let row = row.with_context(|| format!("a malformed row in {}", log.display()))?;
@@ -652,16 +754,26 @@ impl Context_ {
                 let smooth = (0..points.len())
                     .map(|i| {
                         let w = &points[i.saturating_sub(WINDOW - 1)..=i];
-                        (points[i].0, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64)
+                        (
+                            points[i].0,
+                            w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64,
+                        )
                     })
                     .collect();
-                curves.push(Curve { label: format!("{} {name}", e.method), points: smooth });
+                curves.push(Curve {
+                    label: format!("{} {name}", e.method),
+                    points: smooth,
+                });
             }
         }
         let stem = self.paths.figures.join(format!("{}-training-curves", r.id));
         Ok(draw_curves(
             &curves,
-            &format!("Training losses, fold {}, {}", r.folds[0], self.data.label()),
+            &format!(
+                "Training losses, fold {}, {}",
+                r.folds[0],
+                self.data.label()
+            ),
             "cross-entropy (nats), mean of the last 10 logged steps",
             &self.caption(r),
             &stem,
@@ -686,7 +798,11 @@ impl Context_ {
             .collect();
         let mut written = draw_bound(
             &series,
-            &format!("Support recovery bounds query quality ({}-shot, {})", r.shots[0], self.data.label()),
+            &format!(
+                "Support recovery bounds query quality ({}-shot, {})",
+                r.shots[0],
+                self.data.label()
+            ),
             &self.caption(r),
             &self.paths.figures.join(&r.id),
         )?;
@@ -706,25 +822,50 @@ impl Context_ {
 
     /// The similarity of the query pixels of a few test episodes to the foreground prototype,
     /// split by their true label.
-    fn scores(&self, name: &str, model: &SrpNet, config: &TrainConfig, r: &Reproduction) -> Result<ScoreSample> {
+    fn scores(
+        &self,
+        name: &str,
+        model: &SrpNet,
+        config: &TrainConfig,
+        r: &Reproduction,
+    ) -> Result<ScoreSample> {
         let device = self.options.backend.device(false)?;
         let bench = config.data.open(config.image_size, &[Split::Test])?;
-        let spec = EpisodeSpec { fold: r.folds[0], split: Split::Test, shots: 1, seed: 1234 };
-        let stream = Episodes::new(bench.as_ref(), spec, Transform::eval(config.image_size, config.normalization));
+        let spec = EpisodeSpec {
+            fold: r.folds[0],
+            split: Split::Test,
+            shots: 1,
+            seed: 1234,
+        };
+        let stream = Episodes::new(
+            bench.as_ref(),
+            spec,
+            Transform::eval(config.image_size, config.normalization),
+        );
         let (mut fg, mut bg) = (Vec::new(), Vec::new());
         for episode in stream.take(20) {
             let episode = episode?;
             let t = EpisodeTensors::from_episode(&episode, &device)?;
-            let features = model.features(burn::tensor::Tensor::cat(vec![t.support_images.clone(), t.query_image.clone()], 0));
+            let features = model.features(burn::tensor::Tensor::cat(
+                vec![t.support_images.clone(), t.query_image.clone()],
+                0,
+            ));
             let [_, c, h, w] = features.dims();
             let support = features.clone().slice([0..1, 0..c, 0..h, 0..w]);
             let query = features.slice([1..2, 0..c, 0..h, 0..w]);
-            let Ok(prototypes) = masked_average_pool(support, t.support_masks.clone(), model.config.pooling) else {
+            let Ok(prototypes) =
+                masked_average_pool(support, t.support_masks.clone(), model.config.pooling)
+            else {
                 continue;
             };
             let sim = similarity(query, &prototypes, model.config.metric.metric);
             let sim = interpolate(sim, bilinear_to(t.image_size()));
-            let values = sim.slice([0..1, 1..2]).into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let values = sim
+                .slice([0..1, 1..2])
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             for (v, &label) in values.iter().zip(&episode.query.mask.data) {
                 match label {
                     1 => fg.push(*v),
@@ -734,20 +875,37 @@ impl Context_ {
             }
         }
         let metric = format!("{:?}", model.config.metric.metric).to_lowercase();
-        Ok(ScoreSample { label: format!("{metric} ({name})"), foreground: fg, background: bg })
+        Ok(ScoreSample {
+            label: format!("{metric} ({name})"),
+            foreground: fg,
+            background: bg,
+        })
     }
 
     /// Rows of test episodes: supports recovered by each method's prototypes, query predictions.
     fn fig1(&mut self, r: &Reproduction) -> Result<Vec<PathBuf>> {
-        ensure!(r.methods.len() == 2, "{}: fig1 compares exactly two methods (baseline, SRPNet)", r.id);
+        ensure!(
+            r.methods.len() == 2,
+            "{}: fig1 compares exactly two methods (baseline, SRPNet)",
+            r.id
+        );
         let fold = r.folds[0];
         let (baseline, config, _) = self.trained(r, &r.methods[0], fold)?;
         let (srpnet, _, _) = self.trained(r, &r.methods[1], fold)?;
         let device = self.options.backend.device(false)?;
         let bench = config.data.open(config.image_size, &[Split::Test])?;
-        let spec = EpisodeSpec { fold, split: Split::Test, shots: 1, seed: 1234 };
+        let spec = EpisodeSpec {
+            fold,
+            split: Split::Test,
+            shots: 1,
+            seed: 1234,
+        };
         // Pictures unnormalised; the models get them normalised below.
-        let stream = Episodes::new(bench.as_ref(), spec, Transform::eval(config.image_size, Normalization::None));
+        let stream = Episodes::new(
+            bench.as_ref(),
+            spec,
+            Transform::eval(config.image_size, Normalization::None),
+        );
         let mut rows = Vec::new();
         for episode in stream.take(4 * r.rows) {
             if rows.len() == r.rows {
@@ -755,14 +913,25 @@ impl Context_ {
             }
             let raw = episode?;
             let mut normalised = raw.clone();
-            for shot in normalised.supports.iter_mut().chain(std::iter::once(&mut normalised.query)) {
+            for shot in normalised
+                .supports
+                .iter_mut()
+                .chain(std::iter::once(&mut normalised.query))
+            {
                 shot.image = normalize(shot.image.clone(), config.normalization);
             }
             let t = EpisodeTensors::from_episode(&normalised, &device)?;
-            let (Ok(b), Ok(s)) = (baseline.forward(&t, Phase::Infer), srpnet.forward(&t, Phase::Infer)) else {
+            let (Ok(b), Ok(s)) = (
+                baseline.forward(&t, Phase::Infer),
+                srpnet.forward(&t, Phase::Infer),
+            ) else {
                 continue;
             };
-            let picture = |img: &crate::data::Image| Picture { height: img.height, width: img.width, rgb: img.to_rgb8() };
+            let picture = |img: &crate::data::Image| Picture {
+                height: img.height,
+                width: img.width,
+                rgb: img.to_rgb8(),
+            };
             let support_truth = raw.supports[0].mask.data.clone();
             let query_truth = raw.query.mask.data.clone();
             let iou = |pred: &[u8], truth: &[u8]| binary_counts(pred, truth).0.iou().unwrap_or(1.0);

@@ -95,25 +95,45 @@ impl TrainConfig {
             return bad("fold", self.fold.to_string(), "folds are 0, 1, 2 and 3");
         }
         if self.shots == 0 {
-            return bad("shots", "0".into(), "an episode needs at least one support shot");
+            return bad(
+                "shots",
+                "0".into(),
+                "an episode needs at least one support shot",
+            );
         }
         if self.image_size < 33 {
-            return bad("image_size", self.image_size.to_string(), "use 33 px or more");
+            return bad(
+                "image_size",
+                self.image_size.to_string(),
+                "use 33 px or more",
+            );
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate", self.learning_rate.to_string(), "must be positive");
+            return bad(
+                "learning_rate",
+                self.learning_rate.to_string(),
+                "must be positive",
+            );
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad("momentum", self.momentum.to_string(), "must lie in [0, 1)");
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", self.weight_decay.to_string(), "must be 0 or positive");
+            return bad(
+                "weight_decay",
+                self.weight_decay.to_string(),
+                "must be 0 or positive",
+            );
         }
         if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
             return bad("lr_gamma", self.lr_gamma.to_string(), "must be positive");
         }
         if self.log_every == 0 || self.checkpoint_every == 0 {
-            return bad("log_every / checkpoint_every", "0".into(), "must be at least 1");
+            return bad(
+                "log_every / checkpoint_every",
+                "0".into(),
+                "must be at least 1",
+            );
         }
         Ok(())
     }
@@ -283,12 +303,13 @@ impl RunDir {
                 run: self.root.clone(),
             })?;
         let (model, state) = load_checkpoint(&dir, model)?;
-        let optimizer = optimizer
-            .load(dir.join("optimizer.bpk"))
-            .map_err(|e| TrainError::Checkpoint {
-                path: dir.join("optimizer.bpk"),
-                message: e.to_string(),
-            })?;
+        let optimizer =
+            optimizer
+                .load(dir.join("optimizer.bpk"))
+                .map_err(|e| TrainError::Checkpoint {
+                    path: dir.join("optimizer.bpk"),
+                    message: e.to_string(),
+                })?;
         Ok((model, optimizer, state))
     }
 }
@@ -375,7 +396,8 @@ pub fn train(
     }
     let mut log = TrainLog::open(&run.log_path(), state.step)?;
     let transform = Transform::train(config.image_size, config.normalization);
-    let mut episodes = Episodes::new(benchmark, config.spec(), transform).starting_at(state.next_episode);
+    let mut episodes =
+        Episodes::new(benchmark, config.spec(), transform).starting_at(state.next_episode);
     let bar = progress_bar(config.steps, state.step, options.progress);
     let started = Instant::now();
     let elapsed_before = state.elapsed_s;
@@ -383,8 +405,15 @@ pub fn train(
     while state.step < config.steps {
         if options.interrupt.load(Ordering::SeqCst) {
             run.save(&model, &optimizer, &state)?;
-            bar.abandon_with_message(format!("interrupted at step {}; checkpoint saved", state.step));
-            return Ok(TrainOutcome { state, interrupted: true, last_losses });
+            bar.abandon_with_message(format!(
+                "interrupted at step {}; checkpoint saved",
+                state.step
+            ));
+            return Ok(TrainOutcome {
+                state,
+                interrupted: true,
+                last_losses,
+            });
         }
         let episode = episodes.next().ok_or_else(|| {
             TrainError::Data(DataError::InvalidSpec("the episode stream ended".into()))
@@ -408,7 +437,10 @@ pub fn train(
             alignment: losses.alignment.map(|l| l.into_scalar::<f32>()),
         };
         if !values.total.is_finite() {
-            return Err(TrainError::NonFiniteLoss { step: state.step, value: values.total });
+            return Err(TrainError::NonFiniteLoss {
+                step: state.step,
+                value: values.total,
+            });
         }
         let lr = config.learning_rate_at(state.step);
         let grads = GradientsParams::from_grads(losses.total.backward(), &model);
@@ -418,7 +450,7 @@ pub fn train(
         state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         last_losses = Some(values);
         let rate = (state.step as f64) / state.elapsed_s.max(1e-9);
-        if state.step % config.log_every == 0 || state.step == config.steps {
+        if state.step.is_multiple_of(config.log_every) || state.step == config.steps {
             log.write(&state, lr, &values, rate)?;
         }
         bar.set_position(state.step);
@@ -429,9 +461,11 @@ pub fn train(
             "loss {:.3} (que {:.3}{}) lr {lr:.1e} {rate:.1} ep/s",
             values.total,
             values.query,
-            values.support.map_or(String::new(), |s| format!(", sup {s:.3}")),
+            values
+                .support
+                .map_or(String::new(), |s| format!(", sup {s:.3}")),
         ));
-        if state.step % config.checkpoint_every == 0 || state.step == config.steps {
+        if state.step.is_multiple_of(config.checkpoint_every) || state.step == config.steps {
             run.save(&model, &optimizer, &state)?;
         }
     }
@@ -439,7 +473,11 @@ pub fn train(
         "done: {} steps in {:.0} s ({} episodes skipped for an empty support region)",
         state.step, state.elapsed_s, state.skipped_episodes
     ));
-    Ok(TrainOutcome { state, interrupted: false, last_losses })
+    Ok(TrainOutcome {
+        state,
+        interrupted: false,
+        last_losses,
+    })
 }
 // ANCHOR_END: train
 
@@ -451,14 +489,20 @@ fn prepare_run_dir(config: &TrainConfig, run: &RunDir, resume: bool) -> Result<(
     if path.exists() {
         let saved: TrainConfig = crate::experiment::load_config(&path)?;
         if &saved != config {
-            return Err(TrainError::ConfigMismatch { run: run.root.clone() });
+            return Err(TrainError::ConfigMismatch {
+                run: run.root.clone(),
+            });
         }
         if !resume && run.latest_checkpoint().is_some() {
-            return Err(TrainError::RunExists { run: run.root.clone() });
+            return Err(TrainError::RunExists {
+                run: run.root.clone(),
+            });
         }
         Ok(())
     } else if resume {
-        Err(TrainError::NothingToResume { run: run.root.clone() })
+        Err(TrainError::NothingToResume {
+            run: run.root.clone(),
+        })
     } else {
         write_atomic(&path, json.as_bytes()).map_err(io(&path))
     }
@@ -490,10 +534,19 @@ impl TrainLog {
             .append(true)
             .open(path)
             .map_err(io(path))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
-    fn write(&mut self, state: &TrainState, lr: f64, l: &StepLosses, rate: f64) -> Result<(), TrainError> {
+    fn write(
+        &mut self,
+        state: &TrainState,
+        lr: f64,
+        l: &StepLosses,
+        rate: f64,
+    ) -> Result<(), TrainError> {
         let opt = |v: Option<f32>| v.map_or(String::new(), |v| v.to_string());
         writeln!(
             self.file,
@@ -516,9 +569,11 @@ fn progress_bar(total: u64, done: u64, visible: bool) -> indicatif::ProgressBar 
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("train {pos:>6}/{len} [{bar:30}] {elapsed} < {eta} {msg}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "train {pos:>6}/{len} [{bar:30}] {elapsed} < {eta} {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     bar.set_position(done);
     bar

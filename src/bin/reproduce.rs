@@ -11,7 +11,11 @@ use srpnet::model::Profile;
 use srpnet::reproduce::{Options, list, run};
 
 #[derive(Parser)]
-#[command(name = "reproduce", about = "Regenerate SRPNet's tables and figures", version)]
+#[command(
+    name = "reproduce",
+    about = "Regenerate SRPNet's tables and figures",
+    version
+)]
 struct Cli {
     /// Which table or figure (`--list` shows them), or `all`.
     id: Option<String>,

@@ -12,7 +12,11 @@ use srpnet::experiment::load_config;
 use srpnet::model::{ModelConfig, Profile};
 
 #[derive(Parser)]
-#[command(name = "srpnet", version, about = "SRPNet few-shot segmentation on Burn")]
+#[command(
+    name = "srpnet",
+    version,
+    about = "SRPNet few-shot segmentation on Burn"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,7 +100,10 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{:<10} {:<10} {}", b.name(), yes, b.feature());
             }
             let names: Vec<_> = compiled_backends().iter().map(|b| b.name()).collect();
-            println!("\nCompiled in: {}. Pick one with `--backend NAME`.", names.join(", "));
+            println!(
+                "\nCompiled in: {}. Pick one with `--backend NAME`.",
+                names.join(", ")
+            );
             println!("GPU backends: see README.md, section \"Backends\".");
         }
         Command::Bench {
@@ -125,7 +132,11 @@ fn run(cli: Cli) -> Result<()> {
                  frozen BN {frozen_bn}, frozen stages {frozen_stages}, srpnet {} ({})",
                 backend.name(),
                 env!("CARGO_PKG_VERSION"),
-                if cfg!(debug_assertions) { "dev build" } else { "release build" },
+                if cfg!(debug_assertions) {
+                    "dev build"
+                } else {
+                    "release build"
+                },
             );
             println!(
                 "{:<24} {:>6} {:>12} {:>12} {:>12} {:>14}",

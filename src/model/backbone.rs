@@ -144,11 +144,11 @@ impl BackboneConfig {
         let mut in_channels = self.base_width;
         let mut dilation = 1;
         let mut layers = Vec::with_capacity(4);
-        for stage in 0..4 {
+        for (stage, &dilated) in dilate.iter().enumerate() {
             let width = self.base_width << stage;
             let mut stride = if stage == 0 { 1 } else { 2 };
             let previous_dilation = dilation;
-            if dilate[stage] {
+            if dilated {
                 dilation *= stride;
                 stride = 1;
             }
@@ -321,7 +321,10 @@ impl Backbone {
             if stages > stage {
                 layer.freeze()
             } else if batch_norm {
-                layer.into_iter().map(Bottleneck::freeze_batch_norm).collect()
+                layer
+                    .into_iter()
+                    .map(Bottleneck::freeze_batch_norm)
+                    .collect()
             } else {
                 layer
             }

@@ -114,7 +114,10 @@ pub fn iterative_query_inference(
         }
         // Q_t: query prototypes under the soft prediction, at feature resolution.
         let weights = softmax(low_res, 1); // [1, 2, h, w]
-        let area = weights.clone().sum_dims_squeeze::<2, _>(&[2, 3]).add_scalar(1e-5); // [1, 2]
+        let area = weights
+            .clone()
+            .sum_dims_squeeze::<2, _>(&[2, 3])
+            .add_scalar(1e-5); // [1, 2]
         let query_prototypes = weighted_sums(query_features.clone(), weights).squeeze_dim::<2>(0)
             / area.reshape([2, 1]);
         let blend = unit_initial.clone().mul_scalar(config.alpha)

@@ -6,8 +6,8 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 
-use crate::model::{ModelError, host_values};
 use crate::model::prototype::{FOREGROUND_LABEL, IGNORE_LABEL};
+use crate::model::{ModelError, host_values};
 
 // ANCHOR: cross_entropy
 /// Mean cross-entropy over the non-ignored pixels.

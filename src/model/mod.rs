@@ -40,7 +40,11 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub(crate) fn config(field: &'static str, value: impl Into<String>, hint: &'static str) -> Self {
+    pub(crate) fn config(
+        field: &'static str,
+        value: impl Into<String>,
+        hint: &'static str,
+    ) -> Self {
         Self::InvalidConfig {
             field,
             value: value.into(),

@@ -52,15 +52,19 @@ pub fn prototype_alignment_loss(
 ) -> Result<Option<Tensor<1>>, ModelError> {
     let predicted = predicted_labels(query_low_res).unsqueeze_dim::<4>(1); // [1, 1, h, w]
     let weights = Tensor::cat(
-        vec![predicted.clone().equal_elem(0).float(), predicted.equal_elem(1).float()],
+        vec![
+            predicted.clone().equal_elem(0).float(),
+            predicted.equal_elem(1).float(),
+        ],
         1,
     ); // [1, 2, h, w]
     let areas = weights.clone().sum_dims_squeeze::<2, _>(&[2, 3]); // [1, 2]
     if host_values(areas.clone())?.contains(&0.0) {
         return Ok(None);
     }
-    let query_prototypes =
-        Prototypes(weighted_sums(query_features, weights).squeeze_dim::<2>(0) / areas.reshape([2, 1]));
+    let query_prototypes = Prototypes(
+        weighted_sums(query_features, weights).squeeze_dim::<2>(0) / areas.reshape([2, 1]),
+    );
     let [_, h, w] = support_masks.dims();
     let logits = support_recovery(support_features, &query_prototypes, metric, [h, w]);
     Ok(Some(segmentation_cross_entropy(logits, support_masks)))

@@ -5,8 +5,8 @@ use burn::tensor::module::interpolate;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ModelError, host_values};
 use crate::model::pyramid::bilinear_to;
+use crate::model::{ModelError, host_values};
 
 /// Foreground/background prototypes, [2, C]: row 0 is the background, row 1 the foreground.
 #[derive(Debug, Clone)]
@@ -53,7 +53,11 @@ pub fn masked_average_pool(
     // [K, 2, H, W]: the background and foreground indicator of every shot.
     let regions = Tensor::cat(
         vec![
-            masks.clone().equal_elem(BACKGROUND_LABEL).float().unsqueeze_dim(1),
+            masks
+                .clone()
+                .equal_elem(BACKGROUND_LABEL)
+                .float()
+                .unsqueeze_dim(1),
             masks.equal_elem(FOREGROUND_LABEL).float().unsqueeze_dim(1),
         ],
         1,
@@ -61,7 +65,9 @@ pub fn masked_average_pool(
     let areas = host_values(regions.clone().sum_dims_squeeze::<2, _>(&[2, 3]))?;
     let sums = match pooling {
         MaskPooling::Transposed => weighted_sums(features, transposed_bilinear(regions, [h, w])),
-        MaskPooling::Upsampled => weighted_sums(interpolate(features, bilinear_to([mh, mw])), regions),
+        MaskPooling::Upsampled => {
+            weighted_sums(interpolate(features, bilinear_to([mh, mw])), regions)
+        }
     }; // [K, 2, C]
     // coefficient[k, r] = 1 / (area * shots with a non-empty region r), 0 where empty.
     let mut coefficients = vec![0f32; k * 2];
@@ -69,7 +75,11 @@ pub fn masked_average_pool(
         let shots = (0..k).filter(|&s| areas[s * 2 + region] > 0.0).count();
         if shots == 0 {
             return Err(ModelError::EmptyMask {
-                region: if region == 1 { "foreground" } else { "background" },
+                region: if region == 1 {
+                    "foreground"
+                } else {
+                    "background"
+                },
                 shots: k,
             });
         }

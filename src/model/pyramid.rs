@@ -4,11 +4,11 @@
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::Device;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::model::ModelError;
@@ -74,7 +74,11 @@ impl PyramidConfig {
 
     pub fn init(&self, backbone: &BackboneConfig, device: &Device) -> Result<Pyramid, ModelError> {
         self.validate()?;
-        let in_channels: usize = self.levels.iter().map(|&l| backbone.level_channels(l)).sum();
+        let in_channels: usize = self
+            .levels
+            .iter()
+            .map(|&l| backbone.level_channels(l))
+            .sum();
         Ok(Pyramid {
             reduce: Conv2dConfig::new([in_channels, self.channels], [1, 1])
                 .with_padding(PaddingConfig2d::Valid)

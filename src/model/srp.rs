@@ -50,7 +50,10 @@ pub fn support_recovery(
     metric: &MetricConfig,
     size: [usize; 2],
 ) -> Tensor<4> {
-    interpolate(metric.logits(support_features, prototypes), bilinear_to(size))
+    interpolate(
+        metric.logits(support_features, prototypes),
+        bilinear_to(size),
+    )
 }
 
 /// `L_sup`: cross-entropy of the recovered support masks against the given ones (255 ignored).

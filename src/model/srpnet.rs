@@ -141,7 +141,13 @@ impl EpisodeTensors {
         query_mask: Option<Tensor<3>>,
     ) -> Result<Self, ModelError> {
         let [k, c, h, w] = support_images.dims();
-        let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(ModelError::Shape(what)) };
+        let check = |ok: bool, what: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ModelError::Shape(what))
+            }
+        };
         check(k > 0, "an episode needs at least one support shot".into())?;
         check(
             c == 3,
@@ -165,7 +171,10 @@ impl EpisodeTensors {
         if let Some(mask) = &query_mask {
             check(
                 mask.dims() == [1, h, w],
-                format!("the query mask is {:?}; it must be [1, {h}, {w}]", mask.dims()),
+                format!(
+                    "the query mask is {:?}; it must be [1, {h}, {w}]",
+                    mask.dims()
+                ),
             )?;
         }
         Ok(Self {
@@ -204,7 +213,11 @@ impl EpisodeTensors {
         if let Some(m) = query_mask {
             expect("query mask", m.len(), pixels)?;
         }
-        if !support_images.iter().chain(query_image).all(|v| v.is_finite()) {
+        if !support_images
+            .iter()
+            .chain(query_image)
+            .all(|v| v.is_finite())
+        {
             return Err(ModelError::NonFinite("episode images"));
         }
         let masks = support_masks.iter().chain(query_mask.unwrap_or(&[]));
@@ -230,7 +243,10 @@ impl EpisodeTensors {
     }
 
     /// The tensors of a data-module episode (already resized and normalised by its transform).
-    pub fn from_episode(episode: &crate::data::Episode, device: &Device) -> Result<Self, ModelError> {
+    pub fn from_episode(
+        episode: &crate::data::Episode,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let (h, w) = episode.query.image.size();
         let mut images = Vec::with_capacity(episode.supports.len() * 3 * h * w);
         let mut masks = Vec::with_capacity(episode.supports.len() * h * w);
@@ -378,9 +394,8 @@ impl SrpNet {
             (Phase::Train, Some(query_mask)) => {
                 let query = segmentation_cross_entropy(query_logits.clone(), query_mask.clone());
                 let mut total = query.clone();
-                let support = (config.srp.lambda > 0.0).then(|| {
-                    support_loss(support_logits.clone(), episode.support_masks.clone())
-                });
+                let support = (config.srp.lambda > 0.0)
+                    .then(|| support_loss(support_logits.clone(), episode.support_masks.clone()));
                 if let Some(l) = &support {
                     total = total + l.clone().mul_scalar(config.srp.lambda);
                 }
