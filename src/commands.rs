@@ -171,6 +171,9 @@ pub struct EvalArgs {
     /// Evaluate a freshly initialised model of --method/--profile instead (a floor).
     #[arg(long)]
     pub untrained: bool,
+    /// With --untrained: a ResNet-50 on these ImageNet weights (see `load_model`).
+    #[arg(long, requires = "untrained")]
+    pub weights: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "srpnet")]
     pub method: Method,
     #[arg(long, value_enum, default_value = "embedded")]
@@ -196,11 +199,15 @@ pub struct EvalArgs {
 /// the model on the inference device, the training config, and where its weights came from.
 pub fn load_model(
     run: Option<&Path>,
+    weights: Option<&Path>,
     method: Method,
     profile: Profile,
     backend: BackendKind,
 ) -> Result<(SrpNet, TrainConfig, String)> {
     let device = backend.device(false)?;
+    if let (None, Some(path)) = (run, weights) {
+        return imagenet_model(path, method, backend);
+    }
     match run {
         Some(dir) => {
             let run = RunDir::new(dir);
@@ -227,8 +234,13 @@ pub fn load_model(
 }
 
 pub fn run_eval(args: &EvalArgs) -> Result<()> {
-    let (model, mut config, source) =
-        load_model(args.run.as_deref(), args.method, args.profile, args.backend)?;
+    let (model, mut config, source) = load_model(
+        args.run.as_deref(),
+        args.weights.as_deref(),
+        args.method,
+        args.profile,
+        args.backend,
+    )?;
     if let Some(b) = args.data.benchmark {
         config.data.benchmark = b;
     }
@@ -281,8 +293,12 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
 #[derive(Debug, Clone, Args)]
 pub struct PredictArgs {
     /// A training run folder; without it, an untrained model of --method/--profile.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "weights")]
     pub run: Option<PathBuf>,
+    /// No training: the paper-profile model on these ImageNet weights (the Keras TF.js folder
+    /// from scripts/fetch-weights.sh, or a torchvision .safetensors/.pth), its pyramid untrained.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "srpnet")]
     pub method: Method,
     #[arg(long, value_enum, default_value = "embedded")]
@@ -315,8 +331,13 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
             args.masks.len()
         );
     }
-    let (model, config, source) =
-        load_model(args.run.as_deref(), args.method, args.profile, args.backend)?;
+    let (model, config, source) = load_model(
+        args.run.as_deref(),
+        args.weights.as_deref(),
+        args.method,
+        args.profile,
+        args.backend,
+    )?;
     let device = args.backend.device(false)?;
     let own = OwnImages {
         supports: args
@@ -379,6 +400,44 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: predict
+
+/// The paper-profile model with its backbone on ImageNet weights and an untrained (seeded)
+/// pyramid: what a user can run without training. Keras TF.js weights give ResNet-50 v1 with
+/// Caffe preprocessing; torchvision weights v1.5 with mean/std preprocessing.
+fn imagenet_model(
+    path: &Path,
+    method: Method,
+    backend: BackendKind,
+) -> Result<(SrpNet, TrainConfig, String)> {
+    use crate::weights::{tfjs, torchvision};
+    let device = backend.device(false)?;
+    let keras = path.is_dir() || path.extension().is_some_and(|e| e == "json");
+    let mut config = TrainConfig::preset(method.model(Profile::Paper), Profile::Paper);
+    let (backbone, report) = if keras {
+        config.model.backbone = crate::model::backbone::BackboneConfig {
+            output_stride: 8,
+            ..tfjs::backbone_config()
+        };
+        config.normalization = crate::data::Normalization::CaffeBgr;
+        tfjs::load_backbone(path, &config.model.backbone, &device)?
+    } else {
+        config.model.backbone = crate::model::backbone::BackboneConfig {
+            output_stride: 8,
+            ..torchvision::backbone_config()
+        };
+        config.normalization = crate::data::Normalization::Torchvision;
+        torchvision::load_backbone(path, &config.model.backbone, &device)?
+    };
+    report.require_complete()?;
+    device.seed(config.seed);
+    let model = config.model.init(&device)?;
+    let model = SrpNet { backbone, ..model };
+    Ok((
+        model,
+        config,
+        format!("ImageNet weights {} (pyramid untrained)", path.display()),
+    ))
+}
 
 /// The image with the predicted foreground tinted blue-magenta (readable with colour-blindness)
 /// and its border drawn in yellow.

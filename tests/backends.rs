@@ -20,14 +20,21 @@ fn forward_agrees_with_flex_on_every_compiled_backend() {
         .filter(|b| *b != BackendKind::Flex)
         .collect();
     if others.is_empty() {
-        println!("skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)");
+        println!(
+            "skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)"
+        );
         return;
     }
     let flex = BackendKind::Flex.device(false).unwrap();
     flex.seed(9);
     let model = ModelConfig::srpnet(Profile::Embedded).init(&flex).unwrap();
     let episode = synthetic_episode(1, 65, &flex).unwrap();
-    let reference = values(model.forward(&episode, Phase::Infer).unwrap().query_probabilities);
+    let reference = values(
+        model
+            .forward(&episode, Phase::Infer)
+            .unwrap()
+            .query_probabilities,
+    );
     for backend in others {
         let device = match backend.device(false) {
             Ok(d) => d,
@@ -38,9 +45,18 @@ fn forward_agrees_with_flex_on_every_compiled_backend() {
         };
         let moved = model.clone().to_device(&device);
         let episode = synthetic_episode(1, 65, &device).unwrap();
-        let probs = values(moved.forward(&episode, Phase::Infer).unwrap().query_probabilities);
+        let probs = values(
+            moved
+                .forward(&episode, Phase::Infer)
+                .unwrap()
+                .query_probabilities,
+        );
         let diff = max_abs_diff(&reference, &probs);
         println!("{}: max |p - p_flex| = {diff:.2e}", backend.name());
-        assert!(diff < TOLERANCE, "{} differs from flex by {diff}", backend.name());
+        assert!(
+            diff < TOLERANCE,
+            "{} differs from flex by {diff}",
+            backend.name()
+        );
     }
 }

@@ -39,8 +39,9 @@ fn every_include_names_an_existing_file_and_anchor() {
     assert!(!found.is_empty(), "the book includes no code at all");
     for (chapter, file, anchor) in found {
         let path = Path::new("book/src").join(&file);
-        let text = fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: cannot read {}: {e}", chapter.display(), path.display()));
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: cannot read {}: {e}", chapter.display(), path.display())
+        });
         if let Some(anchor) = anchor {
             let start = format!("ANCHOR: {anchor}\n");
             let end = format!("ANCHOR_END: {anchor}\n");
@@ -63,7 +64,9 @@ fn every_model_component_has_a_chapter_with_its_code() {
             continue;
         }
         assert!(
-            included.iter().any(|f| f.ends_with(&format!("src/model/{name}"))),
+            included
+                .iter()
+                .any(|f| f.ends_with(&format!("src/model/{name}"))),
             "no chapter includes src/model/{name}"
         );
     }
@@ -75,7 +78,10 @@ fn every_chapter_is_in_the_summary() {
     for chapter in chapters() {
         let name = chapter.file_name().unwrap().to_str().unwrap();
         if name != "SUMMARY.md" {
-            assert!(summary.contains(&format!("({name})")), "{name} is not in SUMMARY.md");
+            assert!(
+                summary.contains(&format!("({name})")),
+                "{name} is not in SUMMARY.md"
+            );
         }
     }
 }

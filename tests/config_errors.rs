@@ -71,7 +71,12 @@ fn mismatched_episode_shapes_are_a_shape_error() {
         EpisodeTensors::new(img(1, 8, 8), mask(1, 8, 9), img(1, 8, 8), None),
         EpisodeTensors::new(img(2, 8, 8), mask(1, 8, 8), img(1, 8, 8), None),
         EpisodeTensors::new(img(1, 8, 8), mask(1, 8, 8), img(1, 9, 8), None),
-        EpisodeTensors::new(img(1, 8, 8), mask(1, 8, 8), img(1, 8, 8), Some(mask(1, 4, 4))),
+        EpisodeTensors::new(
+            img(1, 8, 8),
+            mask(1, 8, 8),
+            img(1, 8, 8),
+            Some(mask(1, 4, 4)),
+        ),
         EpisodeTensors::new(
             tensor(vec![0.0; 64], [1, 1, 8, 8], &d),
             mask(1, 8, 8),
@@ -117,7 +122,11 @@ fn a_backend_not_compiled_in_says_which_feature_to_build() {
             Ok(_) => assert!(backend.is_compiled()),
             Err(BackendError::NotCompiled { feature, .. }) => {
                 assert!(!backend.is_compiled());
-                let msg = BackendError::NotCompiled { backend: backend.name(), feature }.to_string();
+                let msg = BackendError::NotCompiled {
+                    backend: backend.name(),
+                    feature,
+                }
+                .to_string();
                 assert!(msg.contains("--features"), "{msg}");
             }
         }
@@ -142,10 +151,16 @@ fn config_files_load_from_toml_and_json_and_name_the_file_on_error() {
     std::fs::write(&bad, "[pyramid]\nchanels = 3\n").unwrap();
     let err = load_config::<ModelConfig>(&bad).unwrap_err();
     assert!(matches!(err, ConfigFileError::Toml { .. }));
-    assert!(err.to_string().contains("bad.toml") && err.to_string().contains("chanels"), "{err}");
+    assert!(
+        err.to_string().contains("bad.toml") && err.to_string().contains("chanels"),
+        "{err}"
+    );
     let missing = load_config::<ModelConfig>(&dir.join("missing.toml")).unwrap_err();
     assert!(matches!(missing, ConfigFileError::Read { .. }));
     let yaml = load_config::<ModelConfig>(&dir.join("model.yaml")).unwrap_err();
-    assert!(matches!(yaml, ConfigFileError::Read { .. } | ConfigFileError::Extension { .. }));
+    assert!(matches!(
+        yaml,
+        ConfigFileError::Read { .. } | ConfigFileError::Extension { .. }
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

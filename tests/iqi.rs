@@ -40,9 +40,12 @@ fn zero_iterations_equal_plain_inference() {
     let [_, c, h, w] = features.dims();
     let support = features.clone().slice([0..k, 0..c, 0..h, 0..w]);
     let query = features.slice([k..k + 1, 0..c, 0..h, 0..w]);
-    let prototypes =
-        masked_average_pool(support.clone(), episode.support_masks.clone(), model.config.pooling)
-            .unwrap();
+    let prototypes = masked_average_pool(
+        support.clone(),
+        episode.support_masks.clone(),
+        model.config.pooling,
+    )
+    .unwrap();
     for weighting in [IqiWeighting::Uniform, IqiWeighting::SupportScore] {
         let config = IqiConfig {
             iterations: 0,
@@ -70,7 +73,11 @@ fn iqi_probabilities_stay_in_unit_interval_and_sum_to_one() {
     d.seed(2);
     let base = tiny(0, IqiWeighting::Uniform).init(&d).unwrap();
     let episode = synthetic_episode(2, 33, &d).unwrap();
-    let plain = values(base.forward(&episode, Phase::Infer).unwrap().query_probabilities);
+    let plain = values(
+        base.forward(&episode, Phase::Infer)
+            .unwrap()
+            .query_probabilities,
+    );
     let mut changed = false;
     for iterations in 1..=5 {
         for weighting in [IqiWeighting::Uniform, IqiWeighting::SupportScore] {
@@ -84,10 +91,18 @@ fn iqi_probabilities_stay_in_unit_interval_and_sum_to_one() {
             let p = values(out.query_probabilities);
             assert!(p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
             let half = p.len() / 2;
-            let worst = (0..half).map(|i| (p[i] + p[half + i] - 1.0).abs()).fold(0.0, f32::max);
-            assert!(worst < 1e-5, "T = {iterations}: probabilities sum to 1 +- {worst}");
+            let worst = (0..half)
+                .map(|i| (p[i] + p[half + i] - 1.0).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst < 1e-5,
+                "T = {iterations}: probabilities sum to 1 +- {worst}"
+            );
             changed |= max_abs_diff(&p, &plain) > 1e-4;
         }
     }
-    assert!(changed, "IQI never changed the prediction: the refined prototypes are not used");
+    assert!(
+        changed,
+        "IQI never changed the prediction: the refined prototypes are not used"
+    );
 }

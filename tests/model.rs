@@ -42,8 +42,14 @@ fn stride_sits_on_the_1x1_in_v1_and_on_the_3x3_in_v1_5() {
     };
     let v1 = small(StrideVariant::V1);
     let v15 = small(StrideVariant::V1_5);
-    assert_eq!((v1.layer2[0].conv1.stride, v1.layer2[0].conv2.stride), ([2, 2], [1, 1]));
-    assert_eq!((v15.layer2[0].conv1.stride, v15.layer2[0].conv2.stride), ([1, 1], [2, 2]));
+    assert_eq!(
+        (v1.layer2[0].conv1.stride, v1.layer2[0].conv2.stride),
+        ([2, 2], [1, 1])
+    );
+    assert_eq!(
+        (v15.layer2[0].conv1.stride, v15.layer2[0].conv2.stride),
+        ([1, 1], [2, 2])
+    );
 }
 
 #[test]
@@ -93,7 +99,10 @@ fn episode_forward_returns_logits_and_the_configured_losses() {
             if let Some(a) = losses.alignment {
                 expect += values(a)[0];
             }
-            assert!(total.is_finite() && (total - expect).abs() < 1e-5, "{name}: {total} vs {expect}");
+            assert!(
+                total.is_finite() && (total - expect).abs() < 1e-5,
+                "{name}: {total} vs {expect}"
+            );
             let _ = losses.total.backward();
         }
     }
@@ -117,11 +126,34 @@ fn frozen_batch_norm_keeps_running_statistics_and_gets_no_gradient() {
     let model = config.init(&d).unwrap();
     let before = values(model.backbone.layer1[0].bn1.running_mean.value());
     let episode = synthetic_episode(1, 41, &d).unwrap();
-    let grads = model.forward(&episode, Phase::Train).unwrap().losses.unwrap().total.backward();
+    let grads = model
+        .forward(&episode, Phase::Train)
+        .unwrap()
+        .losses
+        .unwrap()
+        .total
+        .backward();
     let after = values(model.backbone.layer1[0].bn1.running_mean.value());
-    assert_eq!(before, after, "a frozen batch norm updated its running mean");
-    assert!(model.backbone.layer1[0].bn1.gamma.val().grad(&grads).is_none());
-    assert!(model.backbone.layer1[0].conv1.weight.val().grad(&grads).is_some());
+    assert_eq!(
+        before, after,
+        "a frozen batch norm updated its running mean"
+    );
+    assert!(
+        model.backbone.layer1[0]
+            .bn1
+            .gamma
+            .val()
+            .grad(&grads)
+            .is_none()
+    );
+    assert!(
+        model.backbone.layer1[0]
+            .conv1
+            .weight
+            .val()
+            .grad(&grads)
+            .is_some()
+    );
 }
 
 #[test]
@@ -131,9 +163,29 @@ fn frozen_stages_get_no_gradient() {
     config.backbone.frozen_stages = 2; // stem and layer1
     let model = config.init(&d).unwrap();
     let episode = synthetic_episode(1, 41, &d).unwrap();
-    let grads = model.forward(&episode, Phase::Train).unwrap().losses.unwrap().total.backward();
+    let grads = model
+        .forward(&episode, Phase::Train)
+        .unwrap()
+        .losses
+        .unwrap()
+        .total
+        .backward();
     assert!(model.backbone.stem.conv.weight.val().grad(&grads).is_none());
-    assert!(model.backbone.layer1[0].conv2.weight.val().grad(&grads).is_none());
-    assert!(model.backbone.layer2[0].conv2.weight.val().grad(&grads).is_some());
+    assert!(
+        model.backbone.layer1[0]
+            .conv2
+            .weight
+            .val()
+            .grad(&grads)
+            .is_none()
+    );
+    assert!(
+        model.backbone.layer2[0]
+            .conv2
+            .weight
+            .val()
+            .grad(&grads)
+            .is_some()
+    );
     assert!(model.pyramid.reduce.weight.val().grad(&grads).is_some());
 }

@@ -59,8 +59,14 @@ fn all_ones_mask_gives_the_spatial_mean() {
             )
             .unwrap();
             let p = values(p.0);
-            assert!(max_abs_diff(&p[c..], &mean(0)) < 1e-5, "{pooling:?} x{scale} foreground");
-            assert!(max_abs_diff(&p[..c], &mean(1)) < 1e-5, "{pooling:?} x{scale} background");
+            assert!(
+                max_abs_diff(&p[c..], &mean(0)) < 1e-5,
+                "{pooling:?} x{scale} foreground"
+            );
+            assert!(
+                max_abs_diff(&p[..c], &mean(1)) < 1e-5,
+                "{pooling:?} x{scale} background"
+            );
         }
     }
 }
@@ -92,9 +98,15 @@ fn ignore_pixels_change_nothing() {
         )
     };
     let (a, b) = (pool(f1.clone()), pool(f2));
-    assert!(max_abs_diff(&a, &b) < 1e-6, "ignored pixels moved the prototypes");
+    assert!(
+        max_abs_diff(&a, &b) < 1e-6,
+        "ignored pixels moved the prototypes"
+    );
     // And the ignored pixels are not background either: treating them as background differs.
-    let as_background: Vec<f32> = mask.iter().map(|&v| if v == 255.0 { 0.0 } else { v }).collect();
+    let as_background: Vec<f32> = mask
+        .iter()
+        .map(|&v| if v == 255.0 { 0.0 } else { v })
+        .collect();
     let c2 = values(
         masked_average_pool(
             tensor(f1, [1, c, h, w], &d),
@@ -153,7 +165,11 @@ fn empty_masks_are_a_typed_error() {
             match err {
                 ModelError::EmptyMask { region: r, shots } => {
                     assert_eq!((r, shots), (region, 2));
-                    assert!(ModelError::EmptyMask { region: r, shots }.to_string().contains("support"));
+                    assert!(
+                        ModelError::EmptyMask { region: r, shots }
+                            .to_string()
+                            .contains("support")
+                    );
                 }
                 other => panic!("expected EmptyMask, got {other:?}"),
             }
@@ -170,9 +186,13 @@ fn a_shot_with_an_empty_region_is_skipped_not_averaged_as_zero() {
     let mut masks = good.clone();
     masks.extend(vec![0.0; h * w]); // shot 2: background only
     let two = values(
-        masked_average_pool(tensor(f.clone(), [2, c, h, w], &d), tensor(masks, [2, h, w], &d), MaskPooling::Upsampled)
-            .unwrap()
-            .0,
+        masked_average_pool(
+            tensor(f.clone(), [2, c, h, w], &d),
+            tensor(masks, [2, h, w], &d),
+            MaskPooling::Upsampled,
+        )
+        .unwrap()
+        .0,
     );
     let first = values(
         masked_average_pool(
@@ -196,7 +216,15 @@ fn transposed_pooling_equals_upsample_then_pool() {
     let f = noise(6, 2 * c * h * w);
     let m: Vec<f32> = noise(7, 2 * big * big)
         .into_iter()
-        .map(|v| if v > 0.3 { 1.0 } else if v > 0.25 { 255.0 } else { 0.0 })
+        .map(|v| {
+            if v > 0.3 {
+                1.0
+            } else if v > 0.25 {
+                255.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     let pool = |pooling| {
         values(
@@ -211,7 +239,11 @@ fn transposed_pooling_equals_upsample_then_pool() {
     };
     let a = pool(MaskPooling::Transposed);
     let b = pool(MaskPooling::Upsampled);
-    assert!(max_abs_diff(&a, &b) < 1e-5, "max diff {}", max_abs_diff(&a, &b));
+    assert!(
+        max_abs_diff(&a, &b) < 1e-5,
+        "max diff {}",
+        max_abs_diff(&a, &b)
+    );
 }
 
 #[test]
@@ -219,7 +251,10 @@ fn interpolation_matrix_matches_burn_bilinear_resize() {
     let d = device();
     for (h, w, big_h, big_w) in [(13, 13, 97, 97), (53, 40, 417, 321), (5, 9, 17, 4)] {
         let x = noise(8, h * w);
-        let resized = values(interpolate(tensor(x.clone(), [1, 1, h, w], &d), bilinear_to([big_h, big_w])));
+        let resized = values(interpolate(
+            tensor(x.clone(), [1, 1, h, w], &d),
+            bilinear_to([big_h, big_w]),
+        ));
         let a_h = interpolation_matrix(h, big_h, &d);
         let a_w = interpolation_matrix(w, big_w, &d);
         let ours = values(a_h.matmul(tensor(x, [h, w], &d)).matmul(a_w.transpose()));
@@ -238,8 +273,17 @@ fn transposed_bilinear_is_the_gradient_of_upsample_then_weight() {
     let m = noise(9, big * big);
     let x = tensor(vec![0.0; h * w], [1, 1, h, w], &d).require_grad();
     let weight = tensor(m.clone(), [1, 1, big, big], &d);
-    let grads = (interpolate(x.clone(), bilinear_to([big, big])) * weight).sum().backward();
+    let grads = (interpolate(x.clone(), bilinear_to([big, big])) * weight)
+        .sum()
+        .backward();
     let autodiff = values(x.grad(&grads).unwrap());
-    let ours = values(transposed_bilinear(tensor(m, [1, 1, big, big], &device()), [h, w]));
-    assert!(max_abs_diff(&autodiff, &ours) < 1e-4, "{}", max_abs_diff(&autodiff, &ours));
+    let ours = values(transposed_bilinear(
+        tensor(m, [1, 1, big, big], &device()),
+        [h, w],
+    ));
+    assert!(
+        max_abs_diff(&autodiff, &ours) < 1e-4,
+        "{}",
+        max_abs_diff(&autodiff, &ours)
+    );
 }

@@ -30,7 +30,13 @@ fn separable_features_recover_the_support_mask_exactly() {
     // Foreground pixels point along e0 (with positive noise), background along e1: the classes
     // separate, and the prototypes must give the support mask back with IoU 1.
     let mask: Vec<f32> = (0..h * w)
-        .map(|i| if (3..9).contains(&(i / w)) && (2..7).contains(&(i % w)) { 1.0 } else { 0.0 })
+        .map(|i| {
+            if (3..9).contains(&(i / w)) && (2..7).contains(&(i % w)) {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     let jitter = noise(11, c * h * w);
     let mut f = vec![0.0; c * h * w];
@@ -42,12 +48,19 @@ fn separable_features_recover_the_support_mask_exactly() {
     let features = tensor(f, [1, c, h, w], &d);
     let masks = tensor(mask, [1, h, w], &d);
     for metric in [Metric::Fidelity, Metric::Cosine, Metric::ClassicalFidelity] {
-        let metric = MetricConfig { metric, scale: 20.0 };
+        let metric = MetricConfig {
+            metric,
+            scale: 20.0,
+        };
         let prototypes =
             masked_average_pool(features.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
         let logits = support_recovery(features.clone(), &prototypes, &metric, [h, w]);
         let iou = foreground_iou(logits, masks.clone()).unwrap();
-        assert_eq!(iou, 1.0, "{:?} recovered the support with IoU {iou}", metric.metric);
+        assert_eq!(
+            iou, 1.0,
+            "{:?} recovered the support with IoU {iou}",
+            metric.metric
+        );
     }
 }
 
@@ -115,7 +128,10 @@ fn srp_adds_no_parameters() {
     let a = with_srp.init(&d).unwrap();
     let b = without.init(&d).unwrap();
     assert_eq!(a.num_params(), b.num_params());
-    assert_eq!(a.num_params(), a.backbone.num_params() + a.pyramid.num_params());
+    assert_eq!(
+        a.num_params(),
+        a.backbone.num_params() + a.pyramid.num_params()
+    );
 }
 
 #[test]
@@ -124,7 +140,12 @@ fn inference_output_does_not_depend_on_lambda() {
     d.seed(5);
     let model = tiny_config().init(&d).unwrap();
     let episode = synthetic_episode(2, 33, &d).unwrap();
-    let reference = values(model.forward(&episode, Phase::Infer).unwrap().query_probabilities);
+    let reference = values(
+        model
+            .forward(&episode, Phase::Infer)
+            .unwrap()
+            .query_probabilities,
+    );
     for lambda in [0.0, 0.5, 10.0] {
         let mut config = model.config.clone();
         config.srp.lambda = lambda;
@@ -132,8 +153,17 @@ fn inference_output_does_not_depend_on_lambda() {
             config,
             ..model.clone()
         };
-        let probs = values(other.forward(&episode, Phase::Infer).unwrap().query_probabilities);
-        assert_eq!(max_abs_diff(&reference, &probs), 0.0, "lambda {lambda} changed inference");
+        let probs = values(
+            other
+                .forward(&episode, Phase::Infer)
+                .unwrap()
+                .query_probabilities,
+        );
+        assert_eq!(
+            max_abs_diff(&reference, &probs),
+            0.0,
+            "lambda {lambda} changed inference"
+        );
     }
 }
 

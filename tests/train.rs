@@ -51,7 +51,10 @@ fn weights(dir: &Path, config: &TrainConfig) -> Vec<f32> {
 
 fn srpnet_train(run: &Path, config: &Path, resume: bool) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_srpnet"));
-    cmd.args(["train", "--quiet", "--out"]).arg(run).arg("--config").arg(config);
+    cmd.args(["train", "--quiet", "--out"])
+        .arg(run)
+        .arg("--config")
+        .arg(config);
     if resume {
         cmd.arg("--resume");
     }
@@ -73,8 +76,14 @@ fn a_killed_run_resumes_to_the_same_weights() {
     std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
 
     let straight = dir.join("straight");
-    let out = srpnet_train(&straight, &config_path, false).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = srpnet_train(&straight, &config_path, false)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Start again, kill the child (SIGKILL: no chance to clean up) once it has checkpointed.
     let killed = dir.join("killed");
@@ -97,21 +106,42 @@ fn a_killed_run_resumes_to_the_same_weights() {
     println!("killed after the checkpoint of step {killed_at}");
 
     let out = srpnet_train(&killed, &config_path, true).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(checkpoint_step(&killed), Some(config.steps));
     let (a, b) = (weights(&straight, &config), weights(&killed, &config));
     assert_eq!(a.len(), b.len());
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    assert_eq!(diff, 0.0, "resumed weights differ from the uninterrupted run by {diff}");
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert_eq!(
+        diff, 0.0,
+        "resumed weights differ from the uninterrupted run by {diff}"
+    );
     // The log has every step once.
     let log = std::fs::read_to_string(killed.join("train-log.csv")).unwrap();
-    let steps: Vec<u64> = log.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    let steps: Vec<u64> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
     assert_eq!(steps, (1..=config.steps).collect::<Vec<_>>());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn options(resume: bool, flag: &AtomicBool) -> TrainOptions<'_> {
-    TrainOptions { backend: BackendKind::Flex, resume, progress: false, interrupt: flag, on_step: None }
+    TrainOptions {
+        backend: BackendKind::Flex,
+        resume,
+        progress: false,
+        interrupt: flag,
+        on_step: None,
+    }
 }
 
 #[test]
@@ -147,7 +177,10 @@ fn run_folders_are_protected() {
     assert!(err.to_string().contains("model.bpk"), "{err}");
 
     // Nothing was lost along the way.
-    assert_eq!(std::fs::read(run.checkpoint().join("model.bpk")).unwrap(), weights_before);
+    assert_eq!(
+        std::fs::read(run.checkpoint().join("model.bpk")).unwrap(),
+        weights_before
+    );
 
     // A truncated weights file: an error naming it, not a panic.
     let bpk = run.checkpoint().join("model.bpk");
@@ -181,7 +214,10 @@ fn invalid_training_configs_name_the_field() {
     }
     let mut c = tiny_config(10, 5);
     c.fold = 4;
-    assert!(matches!(c.validate(), Err(TrainError::InvalidConfig { field: "fold", .. })));
+    assert!(matches!(
+        c.validate(),
+        Err(TrainError::InvalidConfig { field: "fold", .. })
+    ));
     let err = serde_json::from_str::<TrainConfig>(r#"{"stepz": 3}"#).unwrap_err();
     assert!(err.to_string().contains("stepz"));
 }

@@ -12,7 +12,10 @@ pub fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Devi
 }
 
 pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec().expect("f32 data")
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .expect("f32 data")
 }
 
 /// A deterministic pseudo-random sequence in [-1, 1) (SplitMix64), so tests need no RNG crate.
@@ -32,5 +35,8 @@ pub fn noise(seed: u64, n: usize) -> Vec<f32> {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
