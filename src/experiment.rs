@@ -158,32 +158,10 @@ impl Provenance {
 }
 // ANCHOR_END: provenance
 
-/// The commit of the source tree this binary was built from, `-dirty` if it had changes; or
-/// "unknown" outside a git checkout.
+/// The commit of the source tree this binary was built from (`-dirty` if it had uncommitted
+/// changes), recorded by `build.rs`; "unknown" outside a git checkout.
 pub fn git_commit() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "--short=12", "HEAD"]) {
-        Some(commit) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{commit}-dirty")
-            } else {
-                commit
-            }
-        }
-        None => "unknown".into(),
-    }
+    env!("SRPNET_GIT_COMMIT").to_string()
 }
 
 pub fn unix_time() -> u64 {
