@@ -56,6 +56,26 @@ fn every_include_names_an_existing_file_and_anchor() {
 }
 
 #[test]
+fn every_include_sits_in_a_code_block() {
+    // Outside a fence, mdBook renders the code as a paragraph (and `<T>` as an HTML tag).
+    for chapter in chapters() {
+        let text = fs::read_to_string(&chapter).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim_start().starts_with("{{#include") {
+                let fenced = i > 0 && lines[i - 1].trim_start().starts_with("```");
+                assert!(
+                    fenced,
+                    "{} line {}: an include outside a code block",
+                    chapter.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn every_model_component_has_a_chapter_with_its_code() {
     let included: Vec<String> = includes().into_iter().map(|(_, f, _)| f).collect();
     for entry in fs::read_dir("src/model").unwrap() {
