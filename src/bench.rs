@@ -43,7 +43,9 @@ pub struct BenchResult {
     pub parameters: usize,
     pub train_step_s: f64,
     pub inference_s: f64,
-    /// Peak resident memory of the process during this case (MiB; host memory, not GPU memory).
+    /// Peak resident memory of the process during this case's timed step and inference (MiB;
+    /// host memory, not GPU memory). The allocator may keep memory an earlier case freed, which
+    /// would inflate a later, smaller case: the CLI runs cases from small to large.
     pub peak_rss_mib: Option<f64>,
     /// (part, median seconds) when a breakdown was asked for.
     pub breakdown: Vec<(String, f64)>,
@@ -144,6 +146,8 @@ pub fn run_case(case: &BenchCase, settings: &BenchSettings) -> Result<BenchResul
         Ok(())
     })?;
 
+    // Read before the breakdown, whose extra passes would add their own peaks.
+    let peak_rss_mib = peak_rss_mib();
     let mut breakdown = Vec::new();
     if settings.breakdown {
         let images = burn::tensor::Tensor::cat(
@@ -196,7 +200,7 @@ pub fn run_case(case: &BenchCase, settings: &BenchSettings) -> Result<BenchResul
         parameters: model.num_params(),
         train_step_s,
         inference_s,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib,
         breakdown,
     })
 }
