@@ -48,6 +48,18 @@ pub struct DataArgs {
     pub shots: Option<usize>,
 }
 
+impl DataArgs {
+    /// Puts --benchmark and --data-root into `data`.
+    fn apply(&self, data: &mut crate::experiment::DataConfig) {
+        if let Some(b) = self.benchmark {
+            data.benchmark = b;
+        }
+        if let Some(root) = &self.data_root {
+            data.root = Some(root.clone());
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// The run folder: config.json, train-log.csv and checkpoint/ go here.
@@ -88,12 +100,7 @@ pub fn resolve_train_config(args: &TrainArgs) -> Result<TrainConfig> {
         }
         (None, _) => TrainConfig::preset(args.method.model(args.profile), args.profile),
     };
-    if let Some(b) = args.data.benchmark {
-        config.data.benchmark = b;
-    }
-    if let Some(root) = &args.data.data_root {
-        config.data.root = Some(root.clone());
-    }
+    args.data.apply(&mut config.data);
     if let Some(f) = args.data.fold {
         config.fold = f;
     }
@@ -241,12 +248,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         args.profile,
         args.backend,
     )?;
-    if let Some(b) = args.data.benchmark {
-        config.data.benchmark = b;
-    }
-    if let Some(root) = &args.data.data_root {
-        config.data.root = Some(root.clone());
-    }
+    args.data.apply(&mut config.data);
     let settings = EvalSettings {
         fold: args.data.fold.unwrap_or(config.fold),
         shots: args.data.shots.unwrap_or(config.shots),
