@@ -72,6 +72,11 @@ impl BackendKind {
     /// The device for this backend, with autodiff when `autodiff` is set (training).
     pub fn device(self, autodiff: bool) -> Result<Device, BackendError> {
         let device = self.plain_device()?;
+        let device = if self == BackendKind::Flex {
+            device
+        } else {
+            self.probe(device)?
+        };
         Ok(if autodiff { device.autodiff() } else { device })
     }
     // ANCHOR_END: device
@@ -113,6 +118,37 @@ impl BackendKind {
     }
 }
 
+impl BackendKind {
+    /// GPU devices are created lazily and panic on first use when there is no GPU or driver:
+    /// use one tiny tensor now, and turn such a panic into an error.
+    fn probe(self, device: Device) -> Result<Device, BackendError> {
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            burn::tensor::Tensor::<1>::zeros([1], &device).into_data()
+        }));
+        std::panic::set_hook(quiet);
+        match result {
+            Ok(_) => Ok(device),
+            Err(cause) => Err(BackendError::Unavailable {
+                backend: self.name(),
+                reason: cause
+                    .downcast_ref::<String>()
+                    .map(|s| {
+                        s.lines()
+                            .next()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(200)
+                            .collect()
+                    })
+                    .or_else(|| cause.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the device failed on its first tensor".into()),
+            }),
+        }
+    }
+}
+
 /// The backends compiled into this binary.
 pub fn compiled_backends() -> Vec<BackendKind> {
     BackendKind::ALL
@@ -130,5 +166,13 @@ pub enum BackendError {
     NotCompiled {
         backend: &'static str,
         feature: &'static str,
+    },
+    #[error(
+        "backend `{backend}` is compiled in but has no usable device here ({reason}); check the \
+         GPU and its driver (e.g. `nvidia-smi`, `vulkaninfo`) or use `--backend flex`"
+    )]
+    Unavailable {
+        backend: &'static str,
+        reason: String,
     },
 }
