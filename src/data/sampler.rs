@@ -35,6 +35,13 @@ pub trait Benchmark {
     }
 }
 
+/// The name of class `class` (1-based) in a benchmark's table, or "class N" outside it.
+pub fn class_name_in(names: &[&str], class: ClassId) -> String {
+    names
+        .get((class as usize).wrapping_sub(1))
+        .map_or_else(|| format!("class {class}"), |s| s.to_string())
+}
+
 /// Checks the parts of a spec that do not depend on the benchmark.
 pub fn validate_spec(spec: &EpisodeSpec) -> Result<(), DataError> {
     if spec.fold >= NUM_FOLDS {

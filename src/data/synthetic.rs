@@ -716,9 +716,7 @@ impl Benchmark for Synthetic5i {
     }
 
     fn class_name(&self, class: ClassId) -> String {
-        SYNTHETIC_CLASSES
-            .get((class as usize).wrapping_sub(1))
-            .map_or_else(|| format!("class {class}"), |s| s.to_string())
+        super::sampler::class_name_in(&SYNTHETIC_CLASSES, class)
     }
 
     fn classes(&self, fold: usize, split: Split) -> Vec<ClassId> {
