@@ -185,7 +185,7 @@ impl Paths {
 }
 
 /// The context every reproduction of one invocation shares.
-struct Context_ {
+struct Runner {
     options: Options,
     profile: Profile,
     data: DataConfig,
@@ -219,7 +219,7 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         let _ = std::fs::remove_file(probe);
     }
     let mut written = Vec::new();
-    let mut ctx = Context_ {
+    let mut ctx = Runner {
         data: DataConfig::default(),
         profile,
         paths,
@@ -263,7 +263,7 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
 }
 // ANCHOR_END: run
 
-impl Context_ {
+impl Runner {
     fn data_config(&self, r: &Reproduction) -> DataConfig {
         let root = crate::data::data_root(self.options.data_root.as_deref());
         DataConfig {
@@ -710,7 +710,7 @@ pub fn read_reference_numbers(path: &Path, data: &DataConfig) -> Result<Vec<Refe
 }
 
 // ANCHOR: figures
-impl Context_ {
+impl Runner {
     /// A one-line caption: what produced the figure.
     fn caption(&self, r: &Reproduction) -> String {
         let b = self.budget(r);
