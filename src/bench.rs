@@ -218,3 +218,131 @@ fn peak_rss_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+// ANCHOR: conv_shapes
+/// One convolution of the paper's ResNet-50 (v1, output stride 8) at 417 px on a 1-shot
+/// episode, so batch 2 (support and query).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ConvShape {
+    pub name: &'static str,
+    /// [batch, channels in, height, width]
+    pub input: [usize; 4],
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+}
+
+impl ConvShape {
+    fn padding(&self) -> usize {
+        self.dilation * (self.kernel - 1) / 2
+    }
+
+    fn output_size(&self) -> usize {
+        let [_, _, h, _] = self.input;
+        (h + 2 * self.padding() - self.dilation * (self.kernel - 1) - 1) / self.stride + 1
+    }
+
+    /// Multiply-adds of the forward pass, times two. Each of the two gradients costs the same.
+    pub fn gflop(&self) -> f64 {
+        let [n, c, _, _] = self.input;
+        let o = self.output_size();
+        2.0 * (n * c * self.out_channels * self.kernel * self.kernel * o * o) as f64 / 1e9
+    }
+}
+
+/// The convolution shapes of ResNet-50 at 417 px that `bench --breakdown` times one by one.
+pub fn resnet50_conv_shapes() -> Vec<ConvShape> {
+    let shape = |name, input, out_channels, kernel, stride, dilation| ConvShape {
+        name,
+        input,
+        out_channels,
+        kernel,
+        stride,
+        dilation,
+    };
+    vec![
+        shape("stem 7x7/2, 3->64", [2, 3, 417, 417], 64, 7, 2, 1),
+        shape("layer1 1x1, 64->256", [2, 64, 105, 105], 256, 1, 1, 1),
+        shape("layer1 3x3, 64->64", [2, 64, 105, 105], 64, 3, 1, 1),
+        shape("layer2 1x1/2, 256->128", [2, 256, 105, 105], 128, 1, 2, 1),
+        shape("layer3 1x1, 1024->256", [2, 1024, 53, 53], 256, 1, 1, 1),
+        shape("layer3 3x3 dil 2, 256->256", [2, 256, 53, 53], 256, 3, 1, 2),
+        shape("layer4 3x3 dil 4, 512->512", [2, 512, 53, 53], 512, 3, 1, 4),
+    ]
+}
+
+/// Median seconds of one convolution's forward pass and of each of its two gradients, computed
+/// by the backend's own ops (the ones autodiff calls), without the autodiff bookkeeping.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvTiming {
+    pub shape: ConvShape,
+    pub forward_s: f64,
+    pub input_grad_s: f64,
+    pub weight_grad_s: f64,
+}
+
+pub fn time_conv_shape(
+    shape: &ConvShape,
+    settings: &BenchSettings,
+) -> Result<ConvTiming, BenchError> {
+    use burn::tensor::Tensor;
+    use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
+    use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+    let device = settings.backend.device(false)?;
+    let [n, c, h, _] = shape.input;
+    let (k, s, d, p) = (shape.kernel, shape.stride, shape.dilation, shape.padding());
+    let o = shape.output_size();
+    let smooth = |len: usize, phase: f32| -> Vec<f32> {
+        (0..len).map(|i| (i as f32 * 0.013 + phase).sin()).collect()
+    };
+    let x = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(smooth(n * c * h * h, 0.0), shape.input),
+        &device,
+    );
+    let weight_dims = [shape.out_channels, c, k, k];
+    let weight = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(smooth(weight_dims.iter().product(), 1.0), weight_dims),
+        &device,
+    );
+    let out_dims = [n, shape.out_channels, o, o];
+    let grad = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(smooth(out_dims.iter().product(), 2.0), out_dims),
+        &device,
+    );
+    let options = ConvOptions::new([s, s], [p, p], [d, d], 1);
+    // The input gradient is the transposed convolution Burn's default backward runs.
+    let padding_out = h + 2 * p - ((o - 1) * s + d * (k - 1) + 1);
+    let transposed = ConvTransposeOptions::new([s, s], [p, p], [padding_out; 2], [d, d], 1);
+    let sync = |t: Tensor<4>| {
+        let _ = t.into_data();
+        Ok(())
+    };
+    let forward_s = time(settings, &device, || {
+        sync(conv2d(x.clone(), weight.clone(), None, options.clone()))
+    })?;
+    let input_grad_s = time(settings, &device, || {
+        sync(conv_transpose2d(
+            grad.clone(),
+            weight.clone(),
+            None,
+            transposed.clone(),
+        ))
+    })?;
+    let weight_grad_s = time(settings, &device, || {
+        sync(conv2d_weight_backward(
+            x.clone(),
+            weight.clone(),
+            grad.clone(),
+            options.clone(),
+        ))
+    })?;
+    Ok(ConvTiming {
+        shape: *shape,
+        forward_s,
+        input_grad_s,
+        weight_grad_s,
+    })
+}
+// ANCHOR_END: conv_shapes

@@ -387,6 +387,48 @@ def run_case(case: Case, args, device):
     return params, trainable, train_s, infer_s, peak_rss_mib()
 
 
+# The shapes of `srpnet bench --breakdown` (src/bench.rs, resnet50_conv_shapes), in its order:
+# (name, [batch, channels in, height, width], channels out, kernel, stride, dilation).
+CONV_SHAPES = [
+    ("stem 7x7/2, 3->64", [2, 3, 417, 417], 64, 7, 2, 1),
+    ("layer1 1x1, 64->256", [2, 64, 105, 105], 256, 1, 1, 1),
+    ("layer1 3x3, 64->64", [2, 64, 105, 105], 64, 3, 1, 1),
+    ("layer2 1x1/2, 256->128", [2, 256, 105, 105], 128, 1, 2, 1),
+    ("layer3 1x1, 1024->256", [2, 1024, 53, 53], 256, 1, 1, 1),
+    ("layer3 3x3 dil 2, 256->256", [2, 256, 53, 53], 256, 3, 1, 2),
+    ("layer4 3x3 dil 4, 512->512", [2, 512, 53, 53], 512, 3, 1, 4),
+]
+
+
+def run_conv_shapes(args, device):
+    """Each convolution's forward pass and its two gradients (aten's convolution_backward with
+    one output at a time), as `srpnet bench --breakdown` times them."""
+    print(f"\nResNet-50 convolutions at 417 px, batch 2 (median s, GFLOP/s in brackets):")
+    print(f"{'shape':<28} {'GFLOP':>7} {'forward':>16} {'input grad':>16} {'weight grad':>16}")
+    for name, (n, c, h, w), out_ch, k, s, d in CONV_SHAPES:
+        p = d * (k - 1) // 2
+        x = torch.sin(torch.arange(n * c * h * w, dtype=torch.float32) * 0.013).reshape(n, c, h, w).to(device)
+        weight = torch.sin(torch.arange(out_ch * c * k * k, dtype=torch.float32) * 0.013 + 1).reshape(
+            out_ch, c, k, k).to(device)
+        o = (h + 2 * p - d * (k - 1) - 1) // s + 1
+        grad = torch.sin(torch.arange(n * out_ch * o * o, dtype=torch.float32) * 0.013 + 2).reshape(
+            n, out_ch, o, o).to(device)
+        gflop = 2.0 * n * c * out_ch * k * k * o * o / 1e9
+
+        def backward(mask):
+            return lambda: torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [s, s], [p, p], [d, d], False, [0, 0], 1, mask)
+
+        with torch.no_grad():
+            times = [
+                timed(lambda: torch.nn.functional.conv2d(x, weight, None, s, p, d), args.warmup, args.runs, device),
+                timed(backward([True, False, False]), args.warmup, args.runs, device),
+                timed(backward([False, True, False]), args.warmup, args.runs, device),
+            ]
+        cells = [f"{t:.3f} ({gflop / t:.0f})" for t in times]
+        print(f"{name:<28} {gflop:>7.2f} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
@@ -397,6 +439,8 @@ def main(argv=None):
     p.add_argument("--pooling", choices=["transposed", "upsampled"], default="transposed",
                    help="MAP at feature resolution under U^T m (the Rust default) or on upsampled features")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--convs", action="store_true",
+                   help="also time each ResNet-50 convolution shape (as `srpnet bench --breakdown`)")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
@@ -427,6 +471,8 @@ def main(argv=None):
               flush=True)
         notes.append(f"{case.name}: {trainable} trainable parameters + {params - trainable} batch-norm running statistics")
     print("params counts batch-norm running mean/var as Burn's num_params does; " + "; ".join(notes))
+    if args.convs:
+        run_conv_shapes(args, device)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use srpnet::backend::{BackendKind, compiled_backends};
-use srpnet::bench::{BenchCase, BenchSettings, run_case};
+use srpnet::bench::{BenchCase, BenchSettings, resnet50_conv_shapes, run_case, time_conv_shape};
 use srpnet::commands::Method;
 use srpnet::experiment::load_config;
 use srpnet::model::{ModelConfig, Profile};
@@ -182,7 +182,33 @@ fn run(cli: Cli) -> Result<()> {
                     println!("    {part:<56} {s:>8.3} s");
                 }
             }
+            if breakdown {
+                print_conv_shapes(&settings)?;
+            }
         }
+    }
+    Ok(())
+}
+
+/// The per-shape table of `bench --breakdown`: each convolution's forward pass and its two
+/// gradients, in seconds and GFLOP/s.
+fn print_conv_shapes(settings: &BenchSettings) -> anyhow::Result<()> {
+    println!(
+        "\nResNet-50 convolutions at 417 px, batch 2 (median s, GFLOP/s in brackets):\n\
+         {:<28} {:>7} {:>16} {:>16} {:>16}",
+        "shape", "GFLOP", "forward", "input grad", "weight grad"
+    );
+    for shape in resnet50_conv_shapes() {
+        let t = time_conv_shape(&shape, settings)?;
+        let cell = |s: f64| format!("{s:.3} ({:.0})", shape.gflop() / s);
+        println!(
+            "{:<28} {:>7.2} {:>16} {:>16} {:>16}",
+            shape.name,
+            shape.gflop(),
+            cell(t.forward_s),
+            cell(t.input_grad_s),
+            cell(t.weight_grad_s)
+        );
     }
     Ok(())
 }
