@@ -43,10 +43,10 @@ fn reference(c: Case, x: &[f32], w: &[f32], g: &[f32]) -> (Vec<f64>, Vec<f64>, V
                     for ic in 0..ci {
                         for ky in 0..k {
                             for kx in 0..k {
-                                let iy = (oy * c.stride + ky * c.dilation) as isize
-                                    - c.padding as isize;
-                                let ix = (ox * c.stride + kx * c.dilation) as isize
-                                    - c.padding as isize;
+                                let iy =
+                                    (oy * c.stride + ky * c.dilation) as isize - c.padding as isize;
+                                let ix =
+                                    (ox * c.stride + kx * c.dilation) as isize - c.padding as isize;
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= h as isize {
                                     continue;
                                 }
@@ -98,12 +98,7 @@ fn check(c: Case, seed: u64) -> Result<(), String> {
     let xt = data(x.clone(), [c.batch, c.c_in, c.size, c.size], &device).require_grad();
     let wt = data(w.clone(), [c.c_out, c.c_in, c.kernel, c.kernel], &device).require_grad();
     let gt = data(g.clone(), [c.batch, c.c_out, o, o], &device);
-    let options = ConvOptions::new(
-        [c.stride; 2],
-        [c.padding; 2],
-        [c.dilation; 2],
-        1,
-    );
+    let options = ConvOptions::new([c.stride; 2], [c.padding; 2], [c.dilation; 2], 1);
     let y = conv2d(xt.clone(), wt.clone(), None, options);
     let grads = (y.clone() * gt).sum().backward();
     let (y_ref, dx_ref, dw_ref) = reference(c, &x, &w, &g);
@@ -112,12 +107,22 @@ fn check(c: Case, seed: u64) -> Result<(), String> {
     let tolerance = 1e-4;
     for (what, got, want) in [
         ("output", host(y), y_ref),
-        ("input gradient", host(xt.grad(&grads).ok_or("no input gradient")?), dx_ref),
-        ("weight gradient", host(wt.grad(&grads).ok_or("no weight gradient")?), dw_ref),
+        (
+            "input gradient",
+            host(xt.grad(&grads).ok_or("no input gradient")?),
+            dx_ref,
+        ),
+        (
+            "weight gradient",
+            host(wt.grad(&grads).ok_or("no weight gradient")?),
+            dw_ref,
+        ),
     ] {
         let err = worst_error(&got, &want).map_err(|e| format!("{what}: {e}"))?;
         if err > tolerance {
-            return Err(format!("{what}: relative error {err:.2e} > {tolerance:.0e} for {c:?}"));
+            return Err(format!(
+                "{what}: relative error {err:.2e} > {tolerance:.0e} for {c:?}"
+            ));
         }
     }
     Ok(())
