@@ -41,7 +41,7 @@ impl Runner {
         )
     }
 
-    /// The loss terms of every method's fold-0 run, from its CSV log.
+    /// The loss terms of every method's fold-0 run (first training seed), from its CSV log.
     pub(super) fn training_curves(
         &self,
         r: &Reproduction,
@@ -49,7 +49,11 @@ impl Runner {
     ) -> Result<Vec<PathBuf>> {
         let mut curves = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for e in evals.iter().filter(|e| e.fold == r.folds[0]) {
+        let seed = self.budget(r).train_seeds[0];
+        for e in evals
+            .iter()
+            .filter(|e| e.fold == r.folds[0] && e.train_seed == seed)
+        {
             if !seen.insert(e.run.clone()) {
                 continue;
             }
