@@ -109,6 +109,19 @@ pub fn read(id: &str) -> Result<Reproduction> {
         path.display(),
         r.id
     );
+    ensure!(
+        !r.methods.is_empty() && !r.folds.is_empty() && !r.shots.is_empty(),
+        "{}: a reproduction needs at least one method, fold and K (`methods`, `folds`, `shots`)",
+        path.display()
+    );
+    for (i, m) in r.methods.iter().enumerate() {
+        ensure!(
+            !r.methods[..i].iter().any(|x| x.name == m.name),
+            "{}: two methods are named {:?}; rows are compared by name, so names must differ",
+            path.display(),
+            m.name
+        );
+    }
     for budget in [&r.embedded, &r.paper] {
         ensure!(
             !budget.train_seeds.is_empty() && !budget.eval_seeds.is_empty(),

@@ -17,10 +17,15 @@ impl Runner {
     fn provenance(&self, r: &Reproduction) -> Result<Provenance> {
         let budget = self.budget(r);
         let mut p = Provenance::new(self.options.backend.name());
-        let image_size = match (r.methods.first(), r.folds.first()) {
-            (Some(m), Some(&f)) => self.train_config(r, m, f, 0)?.image_size.to_string(),
-            _ => "–".into(),
-        };
+        let first = self.train_config(r, &r.methods[0], r.folds[0], budget.train_seeds[0])?;
+        let schedule = format!(
+            "SGD, lr {} x{} at steps {:?}, momentum {}, weight decay {}",
+            first.learning_rate,
+            first.lr_gamma,
+            first.lr_milestones,
+            first.momentum,
+            first.weight_decay
+        );
         p.push("date", utc_date(unix_time()))
             .push("code hash", code_hash())
             .push("cpu", cpu_model())
@@ -31,7 +36,7 @@ impl Runner {
             )
             .push("dataset", self.data.label())
             .push("profile", format!("{:?}", self.profile).to_lowercase())
-            .push("image size", format!("{image_size} px"))
+            .push("image size", format!("{} px", first.image_size))
             .push(
                 "training",
                 format!(
@@ -40,6 +45,7 @@ impl Runner {
                     budget.train_steps, budget.train_shots
                 ),
             )
+            .push("schedule", schedule)
             .push("training seeds", format!("{:?}", budget.train_seeds))
             .push(
                 "models",
