@@ -218,6 +218,9 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         md.matches("| method |").count()
     );
     assert!(md.contains("| SRPNet − PANet |"), "{md}");
+    // PANet's cosine beside SRPNet's fidelity: the scale fidelity works at is measured.
+    assert!(md.contains("| SRPNet | "), "{md}");
+    assert!(md.contains("## Fidelity's effective logit scale"), "{md}");
     // The differences: SRPNet - PANet at 1 and 5 shots, on mIoU and FB-IoU, with an interval
     // around the estimate.
     let (_, columns, diffs) = parse(&out_dir.join("table1.synthetic-5i.differences.csv"));

@@ -4,13 +4,14 @@
 //! trains the same model twice and a rerun after an interruption resumes.
 //!
 //! One file per step: `config` (the files), `cache` (run folders and their key), `training`,
-//! `tables`, `compare` (paired differences), `verify` (a fresh rerun against the committed
+//! `tables`, `compare` (paired differences), `scale` (fidelity's effective logit scale), `verify` (a fresh rerun against the committed
 //! CSV) and `figures`.
 
 mod cache;
 mod compare;
 mod config;
 mod figures;
+mod scale;
 mod tables;
 mod training;
 mod verify;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::compare::{Difference, differences, method_sentence};
 use super::config::{Budget, Reproduction, configs_dir};
+use super::scale::effective_scale_markdown;
 use super::{Evaluation, Runner};
 use crate::experiment::{BenchmarkName, DataConfig, Provenance, unix_time, write_atomic};
 use crate::model::iqi::IqiWeighting;
@@ -95,7 +96,7 @@ impl Runner {
         write_atomic(&diff_csv, differences_csv(&diffs, &provenance).as_bytes())?;
         let references =
             read_reference_numbers(&configs_dir().join("reference-numbers.csv"), &self.data)?;
-        let text = table_markdown(
+        let mut text = table_markdown(
             r,
             &evals,
             &budget,
@@ -104,6 +105,7 @@ impl Runner {
             &references,
             &self.data,
         );
+        text += &effective_scale_markdown(&self.effective_scales(r)?);
         write_atomic(&md, text.as_bytes())?;
         self.bar.suspend(|| println!("{text}"));
         let mut written = vec![csv, diff_csv, md];
