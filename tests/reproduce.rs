@@ -242,6 +242,22 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         assert_eq!((d[0].as_str(), d[1].as_str()), ("SRPNet", "PANet"));
         let [est, low, high] = [4, 5, 6].map(|i| d[i].parse::<f64>().unwrap());
         assert!(low <= est + 1e-6 && est <= high + 1e-6, "{d:?}");
+        // The bootstrap's statistic on the data as they are is the table's difference of the
+        // means over folds (one evaluation seed here: the mean over folds and training seeds).
+        let column = if d[3] == "mIoU" { 5 } else { 6 };
+        let table_mean = |method: &str| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r[0] == method && r[2] == d[2])
+                .map(|r| r[column].parse::<f64>().unwrap())
+                .collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        let table_difference = table_mean("SRPNet") - table_mean("PANet");
+        assert!(
+            (est - table_difference).abs() < 1e-5,
+            "{est} vs {table_difference}"
+        );
     }
     for ext in ["png", "svg"] {
         assert!(
