@@ -996,9 +996,9 @@ const FIG1_CANDIDATES_PER_ROW: usize = 10;
 /// loss is noisy).
 const LOSS_WINDOW: usize = 10;
 
-/// The loss terms of a run's CSV log (`step, ..., L_que, L_sup, L_PAR`), smoothed over
-/// `LOSS_WINDOW` logged steps; terms the run did not log are left out.
-fn loss_terms(log: &Path) -> Result<BTreeMap<&'static str, Vec<(f64, f64)>>> {
+/// The loss terms of a run's CSV log (`step, ..., L_que, L_sup, L_PAR`), in that order,
+/// smoothed over `LOSS_WINDOW` logged steps; terms the run did not log are left out.
+fn loss_terms(log: &Path) -> Result<Vec<(&'static str, Vec<(f64, f64)>)>> {
     let mut reader =
         csv::Reader::from_path(log).with_context(|| format!("reading {}", log.display()))?;
     let mut terms: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
@@ -1011,7 +1011,11 @@ fn loss_terms(log: &Path) -> Result<BTreeMap<&'static str, Vec<(f64, f64)>>> {
             }
         }
     }
-    for points in terms.values_mut() {
+    let mut terms: Vec<(&str, Vec<(f64, f64)>)> = ["L_que", "L_sup", "L_PAR"]
+        .into_iter()
+        .filter_map(|name| terms.remove(name).map(|points| (name, points)))
+        .collect();
+    for (_, points) in &mut terms {
         let smooth = (0..points.len())
             .map(|i| {
                 let w = &points[i.saturating_sub(LOSS_WINDOW - 1)..=i];
@@ -1077,14 +1081,12 @@ mod figure_tests {
         std::fs::write(&log, text).unwrap();
         let terms = loss_terms(&log).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(
-            !terms.contains_key("L_PAR"),
-            "an empty column is not a term"
-        );
-        let que = &terms["L_que"];
+        let names: Vec<&str> = terms.iter().map(|t| t.0).collect();
+        assert_eq!(names, ["L_que", "L_sup"], "an empty column is not a term");
+        let que = &terms[0].1;
         assert_eq!(que[0], (0.0, 0.0));
         // Step 11: the mean of steps 2..=11.
         assert_eq!(que[11], (11.0, 6.5));
-        assert!(terms["L_sup"].iter().all(|p| p.1 == 1.0));
+        assert!(terms[1].1.iter().all(|p| p.1 == 1.0));
     }
 }

@@ -91,7 +91,7 @@ impl BoundScene {
             grid[by * BINS + bx] += 1;
         }
         let most = grid.iter().copied().max().unwrap_or(0).max(1);
-        let note = format!("darkest bin: {most} episodes");
+        let note = format!("darkest bin: {most} episode(s)");
         let y = line_height(PANEL_TITLE_PX);
         draw_text(area, &note, (MARGIN, y), CAPTION_PX, &CAPTION, false)?;
         let (_, area) = area.split_vertically(y + line_height(CAPTION_PX) + 4);
