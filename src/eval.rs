@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Benchmark, DataError, EpisodeSpec, Episodes, Normalization, Split, Transform};
 use crate::experiment::{Provenance, write_atomic};
-use crate::metrics::{Evaluator, mean_std};
+use crate::metrics::{Counts, Evaluator, binary_counts, mean_std};
 use crate::model::loss::predicted_mask;
 use crate::model::{EpisodeTensors, ModelError, Phase, SrpNet};
 
@@ -62,6 +62,10 @@ pub struct EpisodeRecord {
     pub class_id: u8,
     pub query_iou: Option<f64>,
     pub support_iou: Option<f64>,
+    /// The query's foreground and background counts: what a resample of episodes needs to
+    /// recompute the class-accumulated mIoU and FB-IoU (the paired bootstrap).
+    pub foreground: Counts,
+    pub background: Counts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +150,7 @@ pub fn evaluate(
             };
             let predicted = predicted_mask(out.query_probabilities)?;
             let query_iou = query.add(episode.class_id, &predicted, &episode.query.mask.data);
+            let (foreground, background) = binary_counts(&predicted, &episode.query.mask.data);
             let recovered = predicted_mask(out.support_logits)?;
             let truth: Vec<u8> = episode
                 .supports
@@ -159,6 +164,8 @@ pub fn evaluate(
                 class_id: episode.class_id,
                 query_iou,
                 support_iou,
+                foreground,
+                background,
             });
             progress(run as u64 * settings.episodes + i as u64 + 1, total);
         }

@@ -13,5 +13,6 @@ pub mod figures;
 pub mod metrics;
 pub mod model;
 pub mod reproduce;
+pub mod stats;
 pub mod train;
 pub mod weights;

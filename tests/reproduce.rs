@@ -1,11 +1,38 @@
 //! The reproductions: every id is listed, the committed results parse and carry their
-//! provenance, a tiny smoke run of the same pipeline writes files of the same shape, and bad
-//! input (unknown id, unwritable folder, missing data) fails with a message and nothing
-//! half-written.
+//! provenance, a tiny smoke run of the same pipeline writes files of the same shape, `--fresh`
+//! retrains, `--verify` passes against itself and its comparison fails on other numbers, table 2
+//! without data writes nothing, and bad input (unknown id, unwritable folder, missing data) fails
+//! with a message and nothing half-written.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
+
+use srpnet::reproduce::{compare, report};
+
+const COLUMNS: [&str; 9] = [
+    "method",
+    "fold",
+    "shots",
+    "train_seed",
+    "eval_seed",
+    "miou",
+    "fb_iou",
+    "support_miou",
+    "episodes",
+];
+
+/// The results CSVs of a folder (not the differences).
+fn result_csvs(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "csv")
+                && !p.to_string_lossy().ends_with(".differences.csv")
+        })
+        .collect()
+}
 
 fn reproduce() -> Command {
     Command::new(env!("CARGO_BIN_EXE_reproduce"))
@@ -69,11 +96,7 @@ fn list_names_every_id() {
 #[test]
 fn committed_results_parse_with_provenance_and_sane_values() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
-    let csvs: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
+    let csvs = result_csvs(&dir);
     assert!(
         !csvs.is_empty(),
         "no committed results in {}",
@@ -101,22 +124,10 @@ fn committed_results_parse_with_provenance_and_sane_values() {
             "{} is a smoke run",
             csv.display()
         );
-        assert_eq!(
-            columns,
-            [
-                "method",
-                "fold",
-                "shots",
-                "seed",
-                "miou",
-                "fb_iou",
-                "support_miou",
-                "episodes"
-            ]
-        );
+        assert_eq!(columns, COLUMNS);
         assert!(!rows.is_empty());
         for r in &rows {
-            for v in &r[4..7] {
+            for v in &r[5..8] {
                 let v: f64 = v.parse().unwrap();
                 assert!(
                     (0.0..=1.0).contains(&v),
@@ -133,22 +144,27 @@ fn committed_results_parse_with_provenance_and_sane_values() {
     }
 }
 
+/// The smoke budget: 2 training steps, 2 training seeds, 2 episodes of one evaluation seed.
+const SMOKE: [&str; 9] = [
+    "--quiet",
+    "--steps",
+    "2",
+    "--train-seeds",
+    "1,2",
+    "--episodes",
+    "2",
+    "--seeds",
+    "7",
+];
+
 #[test]
 fn a_smoke_run_writes_files_of_the_committed_shape() {
     let out_dir = std::env::temp_dir().join(format!("srpnet-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let out = reproduce()
-        .args([
-            "table1",
-            "--quiet",
-            "--steps",
-            "2",
-            "--episodes",
-            "2",
-            "--seeds",
-            "7",
-            "--out",
-        ])
+        .arg("table1")
+        .args(SMOKE)
+        .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
@@ -167,6 +183,20 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         keys.iter().any(|k| k == "warning"),
         "a --steps run must be marked a smoke run"
     );
+    for k in [
+        "date",
+        "code hash",
+        "cpu",
+        "threads",
+        "image size",
+        "training seeds",
+        "iqi",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "no `{k}` in the provenance");
+    }
+    assert_eq!(columns, COLUMNS);
+    let train_seeds: BTreeSet<&str> = rows.iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(train_seeds, BTreeSet::from(["1", "2"]));
     let committed =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results/table1.synthetic-5i.csv");
     let (_, committed_columns, committed_rows) = parse(&committed);
@@ -176,7 +206,40 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         keys_of(&committed_rows),
         "the smoke run covers other (method, fold, shots)"
     );
-    assert!(out_dir.join("table1.synthetic-5i.md").is_file());
+    let md = std::fs::read_to_string(out_dir.join("table1.synthetic-5i.md")).unwrap();
+    assert!(
+        md.starts_with("# table1 (PASCAL-5i protocol) on synthetic-5i: "),
+        "the header must name the protocol and the data used:\n{md}"
+    );
+    assert!(md.contains("`±` is the sample standard deviation (n - 1) over the training seeds"));
+    // ... and under every table.
+    assert_eq!(
+        md.matches("`±`: the sample standard deviation").count(),
+        md.matches("| method |").count()
+    );
+    assert!(md.contains("| SRPNet − PANet |"), "{md}");
+    // The differences: SRPNet - PANet at 1 and 5 shots, on mIoU and FB-IoU, with an interval
+    // around the estimate.
+    let (_, columns, diffs) = parse(&out_dir.join("table1.synthetic-5i.differences.csv"));
+    assert_eq!(
+        columns,
+        [
+            "method",
+            "reference",
+            "shots",
+            "metric",
+            "difference",
+            "low",
+            "high",
+            "verdict"
+        ]
+    );
+    assert_eq!(diffs.len(), 4);
+    for d in &diffs {
+        assert_eq!((d[0].as_str(), d[1].as_str()), ("SRPNet", "PANet"));
+        let [est, low, high] = [4, 5, 6].map(|i| d[i].parse::<f64>().unwrap());
+        assert!(low <= est + 1e-6 && est <= high + 1e-6, "{d:?}");
+    }
     for ext in ["png", "svg"] {
         assert!(
             out_dir
@@ -191,28 +254,139 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // A second run finds every model in the cache and trains nothing.
+    let runs = out_dir.join("runs");
+    let marker = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("marker");
+    std::fs::write(&marker, b"").unwrap();
     let again = reproduce()
-        .args([
-            "table1",
-            "--quiet",
-            "--steps",
-            "2",
-            "--episodes",
-            "2",
-            "--seeds",
-            "7",
-            "--out",
-        ])
+        .arg("table1")
+        .args(SMOKE)
+        .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
     assert!(again.status.success());
+    assert!(marker.is_file(), "a cached run was replaced");
     let (_, _, rows_again) = parse(&out_dir.join("table1.synthetic-5i.csv"));
     assert_eq!(
         rows, rows_again,
         "a rerun from the cache gave other numbers"
     );
+
+    // --verify (which implies --fresh) into the same folder retrains every model, and on this
+    // machine gives the same numbers: every cell inside its interval.
+    let committed = out_dir.join("committed");
+    std::fs::create_dir_all(&committed).unwrap();
+    std::fs::copy(
+        out_dir.join("table1.synthetic-5i.csv"),
+        committed.join("table1.synthetic-5i.csv"),
+    )
+    .unwrap();
+    let verify = reproduce()
+        .arg("table1")
+        .args(SMOKE)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--verify")
+        .arg("--against")
+        .arg(&committed)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(
+        !marker.exists(),
+        "--verify did not retrain (the cached run survived)"
+    );
+    assert!(text.contains("every mean over folds lies inside its committed interval"));
+    assert!(text.contains("prediction interval"), "{text}");
+    let (_, _, rows_fresh) = parse(&out_dir.join("table1.synthetic-5i.csv"));
+    assert_eq!(
+        rows, rows_fresh,
+        "retraining on one machine gave other numbers"
+    );
     std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+/// A results CSV of one method, fold 0, 1-shot, one evaluation seed: `miou` per training seed.
+fn csv_of(mious: &[f64]) -> String {
+    let mut text = "# produced by: a test\n".to_string();
+    text += &COLUMNS.join(",");
+    text.push('\n');
+    for (i, m) in mious.iter().enumerate() {
+        text += &format!("SRPNet,0,1,{},1234,{m},0.5,0.4,100\n", i + 1);
+    }
+    text
+}
+
+#[test]
+fn verify_compares_against_the_committed_prediction_interval() {
+    // Committed 0.30, 0.32, 0.34: mean 0.32, s = 0.02, half-width
+    // t(0.975, 2) * s * sqrt(2/3) = 4.303 * 0.02 * 0.8165 = 0.0703.
+    let committed = csv_of(&[0.30, 0.32, 0.34]);
+    let checks = compare(&committed, &csv_of(&[0.33, 0.35, 0.37])).unwrap();
+    let mean_miou = checks
+        .iter()
+        .find(|c| c.fold.is_none() && c.metric == "mIoU")
+        .unwrap();
+    assert!((mean_miou.committed - 0.32).abs() < 1e-9);
+    assert!((mean_miou.low - (0.32 - 0.07027)).abs() < 1e-4);
+    assert!((mean_miou.high - (0.32 + 0.07027)).abs() < 1e-4);
+    assert!((mean_miou.new - 0.35).abs() < 1e-9 && mean_miou.inside());
+    let (text, ok) = report("table1", Path::new("committed.csv"), &checks);
+    assert!(ok, "{text}");
+
+    // 0.46 lies outside [0.2497, 0.3903]: the report says so and fails.
+    let checks = compare(&committed, &csv_of(&[0.45, 0.46, 0.47])).unwrap();
+    let (text, ok) = report("table1", Path::new("committed.csv"), &checks);
+    assert!(!ok);
+    assert!(text.contains("NO") && text.contains("OUTSIDE"), "{text}");
+
+    // One committed training seed has no spread: no interval, so nothing can pass.
+    let checks = compare(&csv_of(&[0.3]), &csv_of(&[0.3])).unwrap();
+    assert!(!report("t", Path::new("c"), &checks).1);
+
+    // A CSV from before training seeds cannot be verified, and the error says what to do.
+    let legacy =
+        "method,fold,shots,seed,miou,fb_iou,support_miou,episodes\nA,0,1,1,0.3,0.5,0.4,9\n";
+    let err = compare(legacy, &committed).unwrap_err().to_string();
+    assert!(
+        err.contains("train_seed") && err.contains("--fresh"),
+        "{err}"
+    );
+    // Rows that do not match are an error, not a pass.
+    assert!(compare(&committed, &csv_of(&[0.3, 0.3]).replace("SRPNet", "PANet")).is_err());
+}
+
+#[test]
+fn table2_without_coco_data_says_so_and_writes_nothing() {
+    let out_dir = std::env::temp_dir().join(format!("srpnet-table2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = reproduce()
+        .args(["table2", "--quiet", "--out"])
+        .arg(&out_dir)
+        .env_remove("SRPNET_DATA")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no embedded stand-in"), "{text}");
+    let files = if out_dir.exists() {
+        walk(&out_dir)
+    } else {
+        Vec::new()
+    };
+    assert!(files.is_empty(), "{files:?}");
+    let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

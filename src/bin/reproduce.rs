@@ -1,6 +1,6 @@
 //! `reproduce <id>`: regenerate the paper's tables and figures (see `reproductions/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -8,7 +8,7 @@ use clap::Parser;
 
 use srpnet::backend::BackendKind;
 use srpnet::model::Profile;
-use srpnet::reproduce::{Options, list, run};
+use srpnet::reproduce::{Options, list, run, verify};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,10 @@ struct Cli {
     /// Evaluation seeds (comma-separated), instead of the reproduction's.
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
+    /// Training seeds (comma-separated), instead of the reproduction's: one model per method,
+    /// fold and training seed.
+    #[arg(long, value_delimiter = ',')]
+    train_seeds: Option<Vec<u64>>,
     /// Evaluation episodes per seed, instead of the reproduction's.
     #[arg(long)]
     episodes: Option<u64>,
@@ -46,11 +50,23 @@ struct Cli {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Ignore the run cache: train every model anew (the committed results are made so).
+    #[arg(long)]
+    fresh: bool,
+    /// Regenerate afresh (into --out, else a temporary folder) and compare every cell with the
+    /// committed CSV; exits 1 if a mean over folds lies outside its committed interval.
+    #[arg(long)]
+    verify: bool,
+    /// With --verify: the folder of the committed results (default reproductions/results).
+    #[arg(long, requires = "verify")]
+    against: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     match main_result(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        // --verify found a mean outside its committed interval.
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -58,32 +74,41 @@ fn main() -> ExitCode {
     }
 }
 
-fn main_result(cli: Cli) -> Result<()> {
+/// `Ok(false)`: a verification failed (the report says which cell).
+fn main_result(cli: Cli) -> Result<bool> {
     if cli.list || cli.id.is_none() {
         for (id, title) in list()? {
             println!("{id:<10} {title}");
         }
         println!("{:<10} every id above, sharing trained models", "all");
-        return Ok(());
+        return Ok(true);
     }
     let id = cli.id.unwrap_or_default();
     let started = std::time::Instant::now();
-    let written = run(
-        &id,
-        Options {
-            data_root: cli.data_root,
-            backend: cli.backend,
-            profile: cli.profile,
-            seeds: cli.seeds,
-            episodes: cli.episodes,
-            steps: cli.steps,
-            out: cli.out,
-            quiet: cli.quiet,
-        },
-    )?;
+    let options = Options {
+        data_root: cli.data_root,
+        backend: cli.backend,
+        profile: cli.profile,
+        seeds: cli.seeds,
+        train_seeds: cli.train_seeds,
+        episodes: cli.episodes,
+        steps: cli.steps,
+        out: cli.out,
+        quiet: cli.quiet,
+        fresh: cli.fresh,
+    };
+    if cli.verify {
+        let committed = cli
+            .against
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results"));
+        let (report, ok) = verify(&id, options, &committed)?;
+        println!("{report}");
+        return Ok(ok);
+    }
+    let written = run(&id, options)?;
     println!("wrote, in {:.0} s:", started.elapsed().as_secs_f64());
     for path in written {
         println!("  {}", path.display());
     }
-    Ok(())
+    Ok(true)
 }

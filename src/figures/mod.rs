@@ -84,7 +84,7 @@ pub const GROUND_TRUTH: RGBColor = oi::YELLOW;
 // ANCHOR: method_colors
 /// The colour of each method, the same in every figure. Names are matched without regard to
 /// case; a row's longer label maps to its method ("fidelity + SRP + IQI (SRPNet)" is SRPNet).
-pub const METHOD_COLORS: [(&str, RGBColor); 9] = [
+pub const METHOD_COLORS: [(&str, RGBColor); 11] = [
     ("PANet", oi::VERMILLION),
     ("PANet (cosine + PAR)", oi::VERMILLION),
     ("SRPNet", oi::BLUE),
@@ -93,17 +93,19 @@ pub const METHOD_COLORS: [(&str, RGBColor); 9] = [
     ("fidelity", oi::BLUISH_GREEN),
     ("cosine", oi::ORANGE),
     ("cosine + SRP", oi::SKY_BLUE),
-    ("PANet without final ReLU", RGBColor(136, 34, 85)),
+    ("classical fidelity", RGBColor(51, 34, 136)),
+    ("cosine, scale 36 (matched)", RGBColor(153, 153, 51)),
+    ("PANet, no final ReLU", RGBColor(136, 34, 85)),
 ];
 
-/// Colours for methods outside [`METHOD_COLORS`] (Paul Tol's "muted" scheme, darker half):
-/// picked by a stable hash of the name, so a name keeps its colour across figures and runs.
-const OTHER_COLORS: [RGBColor; 5] = [
-    RGBColor(51, 34, 136),
+/// Colours for methods outside [`METHOD_COLORS`] (from Paul Tol's "muted" scheme, none of them
+/// in the table): picked by a stable hash of the name, so a name keeps its colour across
+/// figures and runs (two such names may share one).
+const OTHER_COLORS: [RGBColor; 4] = [
     RGBColor(17, 119, 51),
-    RGBColor(153, 153, 51),
-    RGBColor(136, 34, 85),
     RGBColor(68, 170, 153),
+    RGBColor(136, 204, 238),
+    RGBColor(221, 204, 119),
 ];
 
 /// The colour of method `name` (see [`METHOD_COLORS`]).
@@ -369,6 +371,10 @@ mod tests {
             assert_ne!(ca, GROUND_TRUTH, "{a} has the ground truth's colour");
         }
         assert_eq!(method_color("panet"), method_color(" PANet "));
+        // Names outside the table never take a table colour.
+        for c in OTHER_COLORS {
+            assert!(METHOD_COLORS.iter().all(|(_, t)| *t != c), "{c:?}");
+        }
         // A name outside the table always gets the same colour.
         assert_eq!(method_color("T = 3"), method_color("T = 3"));
     }

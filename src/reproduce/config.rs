@@ -53,6 +53,9 @@ pub struct MethodSpec {
     pub train: toml::Table,
     #[serde(default)]
     pub eval: toml::Table,
+    /// Rows this row is compared with: each difference gets a paired bootstrap interval.
+    #[serde(default)]
+    pub compare_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -62,13 +65,15 @@ pub enum MethodPreset {
     Panet,
 }
 
-/// What a profile spends: training steps, shots of the training episodes, evaluation episodes
-/// per seed, and the seeds.
+/// What a profile spends: training steps, shots of the training episodes, the training seeds
+/// (one model per method, fold and seed: its initialisation and training episode stream),
+/// evaluation episodes per evaluation seed, and those seeds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     pub train_steps: u64,
     pub train_shots: usize,
+    pub train_seeds: Vec<u64>,
     pub eval_episodes: u64,
     pub eval_seeds: Vec<u64>,
 }
@@ -108,7 +113,37 @@ pub fn read(id: &str) -> Result<Reproduction> {
         path.display(),
         r.id
     );
+    ensure!(
+        !r.methods.is_empty() && !r.folds.is_empty() && !r.shots.is_empty(),
+        "{}: a reproduction needs at least one method, fold and K (`methods`, `folds`, `shots`)",
+        path.display()
+    );
+    for (i, m) in r.methods.iter().enumerate() {
+        ensure!(
+            !r.methods[..i].iter().any(|x| x.name == m.name),
+            "{}: two methods are named {:?}; rows are compared by name, so names must differ",
+            path.display(),
+            m.name
+        );
+    }
+    for budget in [&r.embedded, &r.paper] {
+        ensure!(
+            !budget.train_seeds.is_empty() && !budget.eval_seeds.is_empty(),
+            "{}: every budget needs at least one training seed and one evaluation seed \
+             (train_seeds = [1, 2, 3], eval_seeds = [1234, 1235])",
+            path.display()
+        );
+    }
     for m in &r.methods {
+        for reference in &m.compare_to {
+            ensure!(
+                reference != &m.name && r.methods.iter().any(|x| &x.name == reference),
+                "{}: method {:?} is compared to {reference:?}, which is not another method of \
+                 this file",
+                path.display(),
+                m.name
+            );
+        }
         ensure!(
             !m.train.contains_key("iqi"),
             "{}: method {:?} sets iqi under `train`; IQI runs only at inference: put it under `eval`",
@@ -136,4 +171,10 @@ pub fn merge(base: &ModelConfig, overrides: &toml::Table) -> Result<ModelConfig>
     let merged: ModelConfig = serde_json::from_value(value)?;
     merged.validate()?;
     Ok(merged)
+}
+
+/// Whether `r` can run without data: synthetic-5i has PASCAL-5i's shape (20 classes, 4 folds of
+/// 5) and stands in for it; nothing embedded has COCO-20i's (80 classes, 4 folds of 20).
+pub fn has_embedded_stand_in(r: &Reproduction) -> bool {
+    r.benchmark != BenchmarkName::Coco20i
 }

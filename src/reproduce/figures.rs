@@ -41,8 +41,8 @@ impl Runner {
         )
     }
 
-    /// The loss terms of every method's run, one panel per fold, from the runs' CSV logs, with
-    /// the learning-rate drops of the schedule that ran.
+    /// The loss terms of every method's run (first training seed), one panel per fold, from the
+    /// runs' CSV logs, with the learning-rate drops of the schedule that ran.
     pub(super) fn training_curves(
         &self,
         r: &Reproduction,
@@ -53,12 +53,16 @@ impl Runner {
         for &fold in &r.folds {
             let mut curves = Vec::new();
             let mut seen = std::collections::HashSet::new();
-            for e in evals.iter().filter(|e| e.fold == fold) {
+            let seed = self.budget(r).train_seeds[0];
+            for e in evals
+                .iter()
+                .filter(|e| e.fold == fold && e.train_seed == seed)
+            {
                 if !seen.insert(e.run.clone()) {
                     continue;
                 }
                 if let Some(method) = r.methods.iter().find(|m| m.name == e.method) {
-                    let config = self.train_config(r, method, fold)?;
+                    let config = self.train_config(r, method, fold, seed)?;
                     drops.extend(config.lr_milestones.iter().copied());
                 }
                 for (term, points) in loss_terms(&e.run.join("train-log.csv"))? {
@@ -82,7 +86,7 @@ impl Runner {
             &format!("Training losses per fold, {}", self.data.label()),
             "cross-entropy (nats)",
             &format!(
-                "Each line: the mean of the last {LOSS_WINDOW} logged steps. {}",
+                "One training run per method and fold (the first training seed). Each line: the mean of the last {LOSS_WINDOW} logged steps. {}",
                 self.caption(r)
             ),
             &stem,
@@ -109,7 +113,7 @@ impl Runner {
         let mut written = draw_bound(
             &series,
             &format!(
-                "{}-shot, folds {:?}, {}",
+                "{}-shot, folds {:?}, every training seed, {}",
                 r.shots[0],
                 r.folds,
                 self.data.label()

@@ -1,14 +1,22 @@
 //! `reproduce <id>`: the paper's tables and figures, each described by a config file under
 //! `reproductions/` (what to train, what to evaluate), run by this one pipeline. Trained runs are
-//! cached by a hash of their training config, so `all` never trains the same model twice and a
-//! rerun after an interruption resumes.
+//! cached by a hash of their training config and the code that trains them, so `all` never
+//! trains the same model twice and a rerun after an interruption resumes.
+//!
+//! One file per step: `config` (the files), `cache` (run folders and their key), `training`,
+//! `tables`, `compare` (paired differences), `verify` (a fresh rerun against the committed
+//! CSV) and `figures`.
 
 mod cache;
+mod compare;
 mod config;
 mod figures;
 mod tables;
 mod training;
+mod verify;
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,12 +28,17 @@ use crate::eval::{EvalReport, EvalSettings, evaluate};
 use crate::experiment::{BenchmarkName, DataConfig};
 use crate::model::Profile;
 
-use cache::done_steps;
-pub use cache::fnv1a;
+pub use cache::{cache_key, fnv1a};
+pub use compare::{BOOTSTRAP_SEED, Difference, REPLICATES};
 pub use config::{
-    Budget, Kind, MethodPreset, MethodSpec, ORDER, Reproduction, configs_dir, list, merge, read,
+    Budget, Kind, MethodPreset, MethodSpec, ORDER, Reproduction, configs_dir,
+    has_embedded_stand_in, list, merge, read,
 };
-pub use tables::{ReferenceNumber, read_reference_numbers, table_csv, table_markdown};
+pub use tables::{
+    ReferenceNumber, cpu_model, differences_csv, read_reference_numbers, table_csv, table_markdown,
+    utc_date,
+};
+pub use verify::{Check, compare, report};
 
 /// Command-line choices that override a reproduction's file.
 #[derive(Debug, Clone)]
@@ -33,7 +46,10 @@ pub struct Options {
     pub data_root: Option<PathBuf>,
     pub backend: BackendKind,
     pub profile: Option<Profile>,
+    /// Evaluation seeds, instead of the reproduction's.
     pub seeds: Option<Vec<u64>>,
+    /// Training seeds, instead of the reproduction's.
+    pub train_seeds: Option<Vec<u64>>,
     pub episodes: Option<u64>,
     /// Training steps (for smoke runs: the numbers then mean nothing).
     pub steps: Option<u64>,
@@ -41,6 +57,8 @@ pub struct Options {
     /// (default `figures/`), cached runs to `out/runs` (default `reproductions/runs`).
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// Ignore the run cache: train every model this invocation needs anew.
+    pub fresh: bool,
 }
 
 /// Where things go for one invocation.
@@ -78,6 +96,8 @@ struct Runner {
     paths: Paths,
     bar: indicatif::ProgressBar,
     started: Instant,
+    /// With `--fresh`: the runs already retrained by this invocation.
+    fresh: RefCell<HashSet<PathBuf>>,
 }
 
 // ANCHOR: run
@@ -91,6 +111,22 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
     let repros: Vec<Reproduction> = ids.iter().map(|i| read(i)).collect::<Result<_>>()?;
     options.backend.device(false)?;
     let root = crate::data::data_root(options.data_root.as_deref());
+    // No data root: a reproduction runs only where an embedded benchmark has its shape.
+    let repros: Vec<Reproduction> = repros
+        .into_iter()
+        .filter(|r| {
+            let runs = root.is_some() || has_embedded_stand_in(r);
+            if !runs {
+                println!(
+                    "reproduce {}: needs {:?} data and there is no embedded stand-in for it \
+                     (synthetic-5i has PASCAL-5i's shape only); nothing run, nothing written. \
+                     Pass --data-root DIR (or set SRPNET_DATA) with the benchmark to run it.",
+                    r.id, r.benchmark
+                );
+            }
+            runs
+        })
+        .collect();
     let profile = options.profile.unwrap_or(if root.is_some() {
         Profile::Paper
     } else {
@@ -111,6 +147,7 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         paths,
         bar: indicatif::ProgressBar::hidden(),
         started: Instant::now(),
+        fresh: RefCell::new(HashSet::new()),
         options,
     };
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
@@ -177,6 +214,9 @@ impl Runner {
         if let Some(seeds) = &self.options.seeds {
             b.eval_seeds = seeds.clone();
         }
+        if let Some(seeds) = &self.options.train_seeds {
+            b.train_seeds = seeds.clone();
+        }
         b
     }
 
@@ -185,20 +225,29 @@ impl Runner {
         self.data = self.data_config(r);
         let budget = self.budget(r);
         let mut total = 0;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
+        // Figures draw the models of the first training seed only.
+        let seeds = match r.kind {
+            Kind::Table => &budget.train_seeds[..],
+            _ => &budget.train_seeds[..1],
+        };
         for m in &r.methods {
             for &fold in &r.folds {
-                let c = self.train_config(r, m, fold)?;
-                let dir = self.run_dir(&c);
-                if seen.insert(dir.root.clone()) {
-                    total += c.steps.saturating_sub(done_steps(&dir));
-                }
-                total += match r.kind {
-                    Kind::Fig1 => r.rows as u64,
-                    _ => {
-                        budget.eval_episodes * budget.eval_seeds.len() as u64 * r.shots.len() as u64
+                for &seed in seeds {
+                    let c = self.train_config(r, m, fold, seed)?;
+                    let dir = self.run_dir(&c);
+                    if seen.insert(dir.root.clone()) {
+                        total += c.steps.saturating_sub(self.done_steps(&dir));
                     }
-                };
+                    total += match r.kind {
+                        Kind::Fig1 => r.rows as u64,
+                        _ => {
+                            budget.eval_episodes
+                                * budget.eval_seeds.len() as u64
+                                * r.shots.len() as u64
+                        }
+                    };
+                }
             }
         }
         Ok(total)
@@ -212,17 +261,27 @@ impl Runner {
         }
     }
 
-    /// Evaluates every (method, fold, shots) of `r`.
+    /// Evaluates every (method, fold, training seed, shots) of `r` on the same test episodes.
     fn evaluations(&self, r: &Reproduction) -> Result<Vec<Evaluation>> {
         let budget = self.budget(r);
+        let seeds = match r.kind {
+            Kind::Table => &budget.train_seeds[..],
+            _ => &budget.train_seeds[..1],
+        };
         let mut out = Vec::new();
         for method in &r.methods {
-            for &fold in &r.folds {
-                let (model, config, dir) = self.trained(r, method, fold)?;
+            for (&fold, &train_seed) in r
+                .folds
+                .iter()
+                .flat_map(|f| seeds.iter().map(move |s| (f, s)))
+            {
+                let (model, config, dir) = self.trained_seed(r, method, fold, train_seed)?;
                 let bench = config.data.open(config.image_size, &[Split::Test])?;
                 for &shots in &r.shots {
-                    self.bar
-                        .set_message(format!("eval {} fold {fold} {shots}-shot", method.name));
+                    self.bar.set_message(format!(
+                        "eval {} fold {fold} seed {train_seed} {shots}-shot",
+                        method.name
+                    ));
                     let settings = EvalSettings {
                         fold,
                         shots,
@@ -237,6 +296,7 @@ impl Runner {
                         method: method.name.clone(),
                         fold,
                         shots,
+                        train_seed,
                         report,
                         run: dir.root.clone(),
                     });
@@ -247,11 +307,55 @@ impl Runner {
     }
 }
 
-/// One evaluated (method, fold, shots).
+/// One evaluated (method, fold, shots, training seed).
 pub struct Evaluation {
     pub method: String,
     pub fold: usize,
     pub shots: usize,
+    pub train_seed: u64,
     pub report: EvalReport,
     pub run: PathBuf,
 }
+
+// ANCHOR: verify
+/// `reproduce <id> --verify`: trains every model of `id` afresh (into `options.out`, or a
+/// temporary folder), then compares each table's new CSV with the committed one under
+/// `against`. Returns the report and whether every mean over folds lies inside its committed
+/// interval.
+pub fn verify(id: &str, mut options: Options, against: &Path) -> Result<(String, bool)> {
+    let out = options.out.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("srpnet-verify-{}", std::process::id()))
+    });
+    options.out = Some(out.clone());
+    options.fresh = true;
+    let written = run(id, options)?;
+    let mut text = format!("fresh results in {}\n", out.display());
+    let mut ok = true;
+    let mut compared = 0;
+    for new in written.iter().filter(|p| {
+        p.extension().is_some_and(|e| e == "csv")
+            && !p.to_string_lossy().ends_with(".differences.csv")
+    }) {
+        let name = new.file_name().expect("a written file has a name");
+        let committed = against.join(name);
+        let old = std::fs::read_to_string(&committed).with_context(|| {
+            format!(
+                "no committed results to verify against: {} (pass --against DIR)",
+                committed.display()
+            )
+        })?;
+        let new_text =
+            std::fs::read_to_string(new).with_context(|| format!("reading {}", new.display()))?;
+        let checks = compare(&old, &new_text)
+            .with_context(|| format!("comparing {} with {}", new.display(), committed.display()))?;
+        let (section, inside) = report(id, &committed, &checks);
+        text += &section;
+        ok &= inside;
+        compared += 1;
+    }
+    if compared == 0 {
+        text += &format!("{id}: no table to verify (figures carry no committed numbers)\n");
+    }
+    Ok((text, ok))
+}
+// ANCHOR_END: verify

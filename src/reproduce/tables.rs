@@ -1,37 +1,70 @@
-//! Tables: the provenance header, the per-seed CSV, the Markdown table, and the published
-//! reference numbers printed beside ours.
+//! Tables: the provenance header, the per-seed CSV, the Markdown table with its paired
+//! differences, and the published reference numbers printed beside ours.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use super::config::{Reproduction, configs_dir};
+use super::compare::{Difference, differences, method_sentence};
+use super::config::{Budget, Reproduction, configs_dir};
 use super::{Evaluation, Runner};
-use crate::experiment::{BenchmarkName, DataConfig, Provenance, write_atomic};
-use crate::metrics::mean_std;
+use crate::experiment::{BenchmarkName, DataConfig, Provenance, unix_time, write_atomic};
+use crate::model::iqi::IqiWeighting;
+use crate::stats::{mean, sample_std};
 
 impl Runner {
-    fn provenance(&self, r: &Reproduction) -> Provenance {
+    fn provenance(&self, r: &Reproduction) -> Result<Provenance> {
         let budget = self.budget(r);
         let mut p = Provenance::new(self.options.backend.name());
-        p.push("reproduction", format!("{} ({})", r.id, r.title))
+        let first = self.train_config(r, &r.methods[0], r.folds[0], budget.train_seeds[0])?;
+        let schedule = format!(
+            "SGD, lr {} x{} at steps {:?}, momentum {}, weight decay {}",
+            first.learning_rate,
+            first.lr_gamma,
+            first.lr_milestones,
+            first.momentum,
+            first.weight_decay
+        );
+        p.push("date", utc_date(unix_time()))
+            .push("code hash", code_hash())
+            .push("cpu", cpu_model())
+            .push("threads", threads())
+            .push(
+                "reproduction",
+                format!("{} ({} protocol): {}", r.id, protocol_name(r), r.title),
+            )
             .push("dataset", self.data.label())
             .push("profile", format!("{:?}", self.profile).to_lowercase())
+            .push("image size", format!("{} px", first.image_size))
             .push(
                 "training",
                 format!(
-                    "{} steps of {}-shot episodes per model, one model per method and fold",
+                    "{} steps of {}-shot episodes per model, one model per method, fold and \
+                     training seed",
                     budget.train_steps, budget.train_shots
                 ),
+            )
+            .push("schedule", schedule)
+            .push("training seeds", format!("{:?}", budget.train_seeds))
+            .push(
+                "models",
+                if self.options.fresh {
+                    "all trained by this run (--fresh)"
+                } else {
+                    "from the run cache where present (key: training config, backend, crate \
+                     version and code hash)"
+                },
             )
             .push(
                 "evaluation",
                 format!(
-                    "{} episodes x seeds {:?} per fold and shots",
+                    "{} episodes x seeds {:?} per fold and shots, the same for every row and \
+                     training seed",
                     budget.eval_episodes, budget.eval_seeds
                 ),
             )
+            .push("iqi", iqi_summary(r, self)?)
             .push(
                 "wall time so far",
                 format!("{:.0} s", self.started.elapsed().as_secs_f64()),
@@ -42,26 +75,38 @@ impl Runner {
                 "--steps overrode the training budget: a smoke run, not a result",
             );
         }
-        p
+        Ok(p)
     }
 
-    fn stem(&self, r: &Reproduction) -> String {
+    pub(super) fn stem(&self, r: &Reproduction) -> String {
         format!("{}.{}", r.id, self.data.label().replace('/', "-"))
     }
 
     pub(super) fn table(&mut self, r: &Reproduction) -> Result<Vec<PathBuf>> {
         let evals = self.evaluations(r)?;
-        let provenance = self.provenance(r);
+        let budget = self.budget(r);
+        let diffs = differences(r, &evals, &budget.train_seeds, &budget.eval_seeds)?;
+        let provenance = self.provenance(r)?;
         let stem = self.stem(r);
         let csv = self.paths.results.join(format!("{stem}.csv"));
+        let diff_csv = self.paths.results.join(format!("{stem}.differences.csv"));
         let md = self.paths.results.join(format!("{stem}.md"));
         write_atomic(&csv, table_csv(&evals, &provenance).as_bytes())?;
+        write_atomic(&diff_csv, differences_csv(&diffs, &provenance).as_bytes())?;
         let references =
             read_reference_numbers(&configs_dir().join("reference-numbers.csv"), &self.data)?;
-        let text = table_markdown(r, &evals, &provenance, &references, &self.data);
+        let text = table_markdown(
+            r,
+            &evals,
+            &budget,
+            &diffs,
+            &provenance,
+            &references,
+            &self.data,
+        );
         write_atomic(&md, text.as_bytes())?;
         self.bar.suspend(|| println!("{text}"));
-        let mut written = vec![csv, md];
+        let mut written = vec![csv, diff_csv, md];
         if r.id == "table1" {
             written.extend(self.training_curves(r, &evals)?);
         }
@@ -69,11 +114,87 @@ impl Runner {
     }
 }
 
+/// "PASCAL-5i" for a table of the paper's PASCAL-5i protocol, whatever data stood in.
+fn protocol_name(r: &Reproduction) -> &'static str {
+    match r.benchmark {
+        BenchmarkName::Pascal5i => "PASCAL-5i",
+        BenchmarkName::Coco20i => "COCO-20i",
+        BenchmarkName::Synthetic5i => "synthetic-5i",
+    }
+}
+
+/// IQI as each row runs it at inference: `T = 3, alpha 0.5, support-score weights`, or off.
+fn iqi_summary(r: &Reproduction, runner: &Runner) -> Result<String> {
+    let mut parts = Vec::new();
+    for m in &r.methods {
+        let c = runner.train_config(r, m, r.folds[0], 0)?;
+        let iqi = super::config::merge(&c.model, &m.eval)?.iqi;
+        parts.push(if iqi.iterations == 0 {
+            format!("{}: off", m.name)
+        } else {
+            format!(
+                "{}: T = {}, alpha {}, {} weights",
+                m.name,
+                iqi.iterations,
+                iqi.alpha,
+                match iqi.weighting {
+                    IqiWeighting::Uniform => "uniform",
+                    IqiWeighting::SupportScore => "support-recovery",
+                }
+            )
+        });
+    }
+    Ok(parts.join("; "))
+}
+
+/// The hash of the training sources this binary was built from (see `build.rs`).
+pub fn code_hash() -> &'static str {
+    env!("SRPNET_CODE_HASH")
+}
+
+/// The CPU's model name (from /proc/cpuinfo on Linux), or "unknown".
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The threads the CPU kernels may use: `RAYON_NUM_THREADS` if set, else the available cores.
+pub fn threads() -> String {
+    match std::env::var("RAYON_NUM_THREADS") {
+        Ok(n) if !n.is_empty() => format!("{n} (RAYON_NUM_THREADS)"),
+        _ => std::thread::available_parallelism()
+            .map_or("unknown".into(), |n| format!("{n} (available cores)")),
+    }
+}
+
+/// `2026-11-26 23:52 UTC` from seconds since the Unix epoch (Hinnant's civil-from-days).
+pub fn utc_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
 // ANCHOR: outputs
-/// Every seed's numbers, one row each.
+/// Every (training seed, evaluation seed)'s numbers, one row each.
 pub fn table_csv(evals: &[Evaluation], provenance: &Provenance) -> String {
     let mut text = provenance.header();
-    text += "method,fold,shots,seed,miou,fb_iou,support_miou,episodes\n";
+    text += "method,fold,shots,train_seed,eval_seed,miou,fb_iou,support_miou,episodes\n";
     for e in evals {
         for s in &e.report.seeds {
             let episodes = e
@@ -83,29 +204,92 @@ pub fn table_csv(evals: &[Evaluation], provenance: &Provenance) -> String {
                 .filter(|x| x.seed == s.seed)
                 .count();
             text += &format!(
-                "{},{},{},{},{:.6},{:.6},{:.6},{episodes}\n",
-                e.method, e.fold, e.shots, s.seed, s.miou, s.fb_iou, s.support_miou
+                "{},{},{},{},{},{:.6},{:.6},{:.6},{episodes}\n",
+                e.method, e.fold, e.shots, e.train_seed, s.seed, s.miou, s.fb_iou, s.support_miou
             );
         }
     }
     text
 }
+
+/// Every paired difference with its interval (fractions, like the results CSV).
+pub fn differences_csv(diffs: &[Difference], provenance: &Provenance) -> String {
+    let mut text = provenance.header();
+    text += "method,reference,shots,metric,difference,low,high,verdict\n";
+    for d in diffs {
+        text += &format!(
+            "{},{},{},{},{:.6},{:.6},{:.6},{}\n",
+            d.method,
+            d.reference,
+            d.shots,
+            d.metric,
+            d.interval.estimate,
+            d.interval.low,
+            d.interval.high,
+            d.verdict()
+        );
+    }
+    text
+}
 // ANCHOR_END: outputs
 
+/// `28.9 ± 1.2` (points); `28.9 ± –` when one training seed gives no spread.
+fn cell(values: &[f64]) -> String {
+    let s = sample_std(values);
+    if s.is_nan() {
+        format!("{:.1} ± –", 100.0 * mean(values))
+    } else {
+        format!("{:.1} ± {:.1}", 100.0 * mean(values), 100.0 * s)
+    }
+}
+
+/// `+3.1` points.
+fn signed(v: f64) -> String {
+    format!("{:+.1}", 100.0 * v)
+}
+
+// ANCHOR: markdown
 /// The Markdown table: per shots and metric, methods as rows, folds and their mean as columns
-/// (mean +- std over seeds), then the published reference numbers with their sources.
+/// (mean ± std over training seeds), the published reference numbers with their sources, and
+/// the paired differences the config asks for, each with its interval and verdict.
 pub fn table_markdown(
     r: &Reproduction,
     evals: &[Evaluation],
+    budget: &Budget,
+    diffs: &[Difference],
     provenance: &Provenance,
     references: &[ReferenceNumber],
     data: &DataConfig,
 ) -> String {
-    let mut md = format!("# {}: {}\n\n", r.id, r.title);
+    let mut md = format!(
+        "# {} ({} protocol) on {}: {}\n\n",
+        r.id,
+        protocol_name(r),
+        data.label(),
+        r.title
+    );
     for (k, v) in &provenance.fields {
         md += &format!("- {k}: {v}\n");
     }
     md.push('\n');
+    md += &format!(
+        "Each cell is the mean over {n} training seeds {seeds:?} (each seed: its own \
+         initialisation and training episodes) of the model's number on the fold's test \
+         episodes, {episodes} episodes x evaluation seeds {eval:?}, identical for every row and \
+         training seed; the number of one model is the mean over its evaluation seeds of the \
+         class-accumulated metric. `±` is the sample standard deviation (n - 1) over the \
+         training seeds. The mean column averages the folds per training seed, then gives the \
+         mean ± std of those over the seeds.\n\n",
+        n = budget.train_seeds.len(),
+        seeds = budget.train_seeds,
+        episodes = budget.eval_episodes,
+        eval = budget.eval_seeds,
+    );
+    let plus_minus = format!(
+        "Mean over {} training seeds; `±`: the sample standard deviation (n - 1) over the \
+         training seeds, all evaluated on the same test episodes.\n\n",
+        budget.train_seeds.len()
+    );
     type Pick = fn(&crate::eval::SeedResult) -> f64;
     let metrics: [(&str, Pick); 3] = [
         ("mIoU", |s| s.miou),
@@ -123,28 +307,36 @@ pub fn table_markdown(
             md.push('\n');
             for method in r.methods.iter().map(|m| &m.name) {
                 md += &format!("| {method} |");
-                let mut per_fold = Vec::new();
+                // [fold][training seed]: the mean over evaluation seeds.
+                let mut per_fold: Vec<Vec<f64>> = Vec::new();
                 for &fold in &r.folds {
-                    match evals
+                    let per_seed: Vec<f64> = budget
+                        .train_seeds
                         .iter()
-                        .find(|e| &e.method == method && e.fold == fold && e.shots == shots)
-                    {
-                        Some(e) => {
-                            let values: Vec<f64> = e.report.seeds.iter().map(pick).collect();
-                            let (m, s) = mean_std(&values);
-                            per_fold.push(values);
-                            md += &format!(" {:.1} ± {:.1} |", 100.0 * m, 100.0 * s);
-                        }
-                        None => md += " – |",
-                    }
+                        .filter_map(|&t| {
+                            evals
+                                .iter()
+                                .find(|e| {
+                                    &e.method == method
+                                        && e.fold == fold
+                                        && e.shots == shots
+                                        && e.train_seed == t
+                                })
+                                .map(|e| mean(&e.report.seeds.iter().map(pick).collect::<Vec<_>>()))
+                        })
+                        .collect();
+                    md += &if per_seed.is_empty() {
+                        " – |".to_string()
+                    } else {
+                        format!(" {} |", cell(&per_seed))
+                    };
+                    per_fold.push(per_seed);
                 }
-                // The paper-style number: the mean over folds, per seed; then mean +- std over seeds.
-                let seeds = per_fold.first().map_or(0, |v| v.len());
+                let seeds = per_fold.iter().map(Vec::len).min().unwrap_or(0);
                 let over_folds: Vec<f64> = (0..seeds)
-                    .map(|i| per_fold.iter().map(|v| v[i]).sum::<f64>() / per_fold.len() as f64)
+                    .map(|i| mean(&per_fold.iter().map(|v| v[i]).collect::<Vec<_>>()))
                     .collect();
-                let (m, s) = mean_std(&over_folds);
-                md += &format!(" **{:.1}** ± {:.1} |\n", 100.0 * m, 100.0 * s);
+                md += &format!(" **{}** |\n", cell(&over_folds));
             }
             if metric != "support-recovery mIoU" {
                 let rows: Vec<&ReferenceNumber> = references
@@ -158,6 +350,30 @@ pub fn table_markdown(
                 }
             }
             md.push('\n');
+            md += &plus_minus;
+        }
+        let here: Vec<&Difference> = diffs.iter().filter(|d| d.shots == shots).collect();
+        if !here.is_empty() {
+            md += &format!(
+                "## {shots}-shot paired differences (points, mean over folds)\n\n\
+                 | difference | mIoU | 95% interval | verdict | FB-IoU | 95% interval | verdict |\n\
+                 |---|---:|---:|---|---:|---:|---|\n"
+            );
+            for pair in here.chunks(2) {
+                md += &format!("| {} − {} |", pair[0].method, pair[0].reference);
+                for d in pair {
+                    md += &format!(
+                        " {} | [{}, {}] | {} |",
+                        signed(d.interval.estimate),
+                        signed(d.interval.low),
+                        signed(d.interval.high),
+                        d.verdict()
+                    );
+                }
+                md.push('\n');
+            }
+            md += &format!("\n{}\n\n", method_sentence());
+            md += &verdict_summary(&here);
         }
     }
     if data.benchmark == BenchmarkName::Synthetic5i {
@@ -179,6 +395,31 @@ pub fn table_markdown(
         );
     }
     md
+}
+// ANCHOR_END: markdown
+
+/// One generated paragraph: which differences are gains, which losses, which not resolved.
+fn verdict_summary(diffs: &[&Difference]) -> String {
+    let mut text = String::new();
+    for verdict in ["gain", "loss", "not resolved"] {
+        let names: Vec<String> = diffs
+            .iter()
+            .filter(|d| d.verdict() == verdict)
+            .map(|d| format!("{} − {} ({})", d.method, d.reference, d.metric))
+            .collect();
+        if !names.is_empty() {
+            text += &format!(
+                "{}: {}.\n\n",
+                match verdict {
+                    "gain" => "Gains (interval above 0)",
+                    "loss" => "Losses (interval below 0)",
+                    _ => "Not resolved (interval contains 0)",
+                },
+                names.join("; ")
+            );
+        }
+    }
+    text
 }
 
 /// One row of `reproductions/reference-numbers.csv`.

@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 
 use super::Runner;
-use super::cache::done_steps;
 use super::config::{MethodPreset, MethodSpec, Reproduction, merge};
 use crate::commands::Method;
 use crate::data::Split;
@@ -14,12 +13,14 @@ use crate::model::SrpNet;
 use crate::train::{RunDir, TrainConfig, TrainOptions, load_checkpoint, train};
 
 impl Runner {
-    /// The training config of `method` on `fold`.
+    /// The training config of `method` on `fold` with `train_seed` (its initialisation and
+    /// training episode stream).
     pub(super) fn train_config(
         &self,
         r: &Reproduction,
         method: &MethodSpec,
         fold: usize,
+        train_seed: u64,
     ) -> Result<TrainConfig> {
         let preset = match method.preset {
             MethodPreset::Srpnet => Method::Srpnet,
@@ -31,6 +32,7 @@ impl Runner {
         let mut c = TrainConfig::preset(model, self.profile);
         c.data = self.data_config(r);
         c.fold = fold;
+        c.seed = train_seed;
         c.shots = budget.train_shots;
         if c.steps != budget.train_steps {
             // Keep the schedule's shape when the budget changes the length.
@@ -47,19 +49,34 @@ impl Runner {
         Ok(c)
     }
 
-    /// Trains (or finds in the cache) the model of `method` on `fold`.
+    /// The model of `method` on `fold` with the first training seed (what the figures draw).
     pub(super) fn trained(
         &self,
         r: &Reproduction,
         method: &MethodSpec,
         fold: usize,
     ) -> Result<(SrpNet, TrainConfig, RunDir)> {
-        let config = self.train_config(r, method, fold)?;
+        let seed = self.budget(r).train_seeds[0];
+        self.trained_seed(r, method, fold, seed)
+    }
+
+    /// Trains (or finds in the cache) the model of `method` on `fold` with `train_seed`.
+    pub(super) fn trained_seed(
+        &self,
+        r: &Reproduction,
+        method: &MethodSpec,
+        fold: usize,
+        train_seed: u64,
+    ) -> Result<(SrpNet, TrainConfig, RunDir)> {
+        let config = self.train_config(r, method, fold, train_seed)?;
         let dir = self.run_dir(&config);
-        let done = done_steps(&dir);
+        let done = self.done_steps(&dir);
         if done < config.steps {
-            self.bar
-                .set_message(format!("train {} fold {fold}", method.name));
+            self.prepare_run(&config, &dir)?;
+            self.bar.set_message(format!(
+                "train {} fold {fold} seed {train_seed}",
+                method.name
+            ));
             let bench = config.data.open(config.image_size, &[Split::Train])?;
             let interrupt = AtomicBool::new(false);
             let tick = || self.bar.inc(1);
@@ -77,7 +94,7 @@ impl Runner {
             )
             .with_context(|| {
                 format!(
-                    "training {} on fold {fold} in {}",
+                    "training {} on fold {fold}, training seed {train_seed}, in {}",
                     method.name,
                     dir.root.display()
                 )

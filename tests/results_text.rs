@@ -1,0 +1,98 @@
+//! The book's text is tied to the data: every decimal number quoted in a chapter that discusses
+//! results (`results.md`, and any chapter that includes a committed results file) occurs in the
+//! committed results under `reproductions/results/`. Included files are the data themselves and
+//! are not checked; code blocks are not prose.
+
+use std::fs;
+use std::path::Path;
+
+/// Decimal numbers (`28.9`, `-1.2`) of a text: digits, one point, digits. Version-like tokens
+/// with two points (`0.22.1`) and numbers glued to letters (`v1.5`, `x0.1`) are not results.
+fn decimals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+            i += 1;
+        }
+        let token: String = chars[start..i].iter().collect();
+        let token = token.trim_end_matches('.');
+        let glued = start > 0 && (chars[start - 1].is_alphabetic() || chars[start - 1] == '_')
+            || chars.get(i).is_some_and(|c| c.is_alphabetic());
+        if token.matches('.').count() == 1 && !glued {
+            out.push(token.to_string());
+        }
+    }
+    out
+}
+
+/// The prose of a chapter: no code blocks, no include lines.
+fn prose(text: &str) -> String {
+    let mut out = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced && !line.contains("{{#include") {
+            out += line;
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn committed_results() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
+    let mut text = String::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "csv" || e == "md") {
+            text += &fs::read_to_string(&path).unwrap();
+        }
+    }
+    text
+}
+
+#[test]
+fn the_decimal_parser_finds_quoted_numbers_only() {
+    assert_eq!(
+        decimals("mIoU 28.9 vs 25.8 (-1.2), Burn 0.22.1, v1.5, T = 3, 0.5x."),
+        ["28.9", "25.8", "1.2"]
+    );
+}
+
+#[test]
+fn every_number_quoted_with_the_results_occurs_in_the_committed_results() {
+    let results: std::collections::BTreeSet<String> =
+        decimals(&committed_results()).into_iter().collect();
+    assert!(!results.is_empty(), "no committed results");
+    let book = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
+    let mut checked = 0;
+    for entry in fs::read_dir(&book).unwrap() {
+        let path = entry.unwrap().path();
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let discusses_results = path.file_name().is_some_and(|n| n == "results.md")
+            || text.contains("{{#include ../../reproductions/results/");
+        if !discusses_results {
+            continue;
+        }
+        checked += 1;
+        for number in decimals(&prose(&text)) {
+            assert!(
+                results.contains(&number),
+                "{} quotes {number}, which no committed file under reproductions/results/ \
+                 contains: quote the generated tables, or regenerate them",
+                path.display()
+            );
+        }
+    }
+    assert!(checked > 0, "no chapter discusses the results");
+}
