@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use super::episode::{IGNORE, Split};
 use super::error::DataError;
 use super::folds::{NUM_FOLDS, test_classes};
 use super::synthetic::{SYNTHETIC_CLASSES, SYNTHETIC_FOLDS, render_scene};
+use crate::figures::{Bitmap, FONT};
 
 /// Where the figure lives in the repository (the book links `figures/` from `book/src`).
 pub const SAMPLES_FIGURE: &str = "figures/synthetic-5i-samples.png";
@@ -17,15 +17,6 @@ const LEFT: usize = 70;
 const TOP: usize = 34;
 const GAP: usize = 12;
 const LABEL: usize = 20;
-
-fn register_font() {
-    // Registering twice is harmless; an error only means the font bytes are bad (they are not).
-    let _ = plotters::style::register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        include_bytes!("../../assets/fonts/DejaVuSans.ttf"),
-    );
-}
 
 // ANCHOR: figure
 /// Draws the figure: a row per fold, and for each of the fold's five classes the test-pool image
@@ -58,18 +49,17 @@ pub fn samples_figure(size: usize) -> Result<(usize, usize, Vec<u8>), DataError>
             }
         }
     }
-    register_font();
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
-        let draw =
-            |root: &DrawingArea<BitMapBackend, _>, text: String, x: usize, y: usize, px: i32| {
-                root.draw(&Text::new(
-                    text,
-                    (x as i32, y as i32),
-                    ("sans-serif", px).into_font().color(&BLACK),
-                ))
-                .map_err(|e| DataError::InvalidSpec(format!("drawing the figure failed: {e}")))
-            };
+        // The figures' font and glyph placement (`Bitmap` registers the font).
+        let root = Bitmap::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+        let draw = |root: &DrawingArea<Bitmap, _>, text: String, x: usize, y: usize, px: i32| {
+            root.draw(&Text::new(
+                text,
+                (x as i32, y as i32),
+                (FONT, px).into_font().color(&BLACK),
+            ))
+            .map_err(|e| DataError::InvalidSpec(format!("drawing the figure failed: {e}")))
+        };
         draw(
             &root,
             "synthetic-5i: test image 0 of each class, and its mask (yellow class, cyan distractors, white ignore)".into(),

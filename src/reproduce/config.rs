@@ -28,6 +28,10 @@ pub struct Reproduction {
     /// fig1: how many episodes (rows) to draw.
     #[serde(default = "default_rows")]
     pub rows: usize,
+    /// fig-bound: the matched models whose score margins are drawn (rows of `table3` that
+    /// differ only in the metric, so the runs come from the same cache).
+    #[serde(default)]
+    pub score_methods: Vec<MethodSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

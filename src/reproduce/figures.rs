@@ -2,7 +2,7 @@
 //! `crate::figures` to draw.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use burn::tensor::module::interpolate;
@@ -12,8 +12,8 @@ use super::{Evaluation, Runner};
 use crate::data::transforms::normalize;
 use crate::data::{EpisodeSpec, Episodes, Normalization, Split, Transform};
 use crate::figures::{
-    BoundSeries, Curve, Fig1Row, Picture, ScoreSample, draw_bound, draw_curves, draw_fig1,
-    draw_score_histograms,
+    BoundSeries, Curve, CurvePanel, Fig1Row, Picture, ScoreSample, draw_bound, draw_curves,
+    draw_fig1, draw_score_margins, quantile_rows, selection_rule,
 };
 use crate::metrics::binary_counts;
 use crate::model::fidelity::similarity;
@@ -41,68 +41,60 @@ impl Runner {
         )
     }
 
-    /// The loss terms of every method's fold-0 run (first training seed), from its CSV log.
+    /// The loss terms of every method's run (first training seed), one panel per fold, from the
+    /// runs' CSV logs, with the learning-rate drops of the schedule that ran.
     pub(super) fn training_curves(
         &self,
         r: &Reproduction,
         evals: &[Evaluation],
     ) -> Result<Vec<PathBuf>> {
-        let mut curves = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let seed = self.budget(r).train_seeds[0];
-        for e in evals
-            .iter()
-            .filter(|e| e.fold == r.folds[0] && e.train_seed == seed)
-        {
-            if !seen.insert(e.run.clone()) {
-                continue;
-            }
-            let log = e.run.join("train-log.csv");
-            let mut reader = csv::Reader::from_path(&log)
-                .with_context(|| format!("reading {}", log.display()))?;
-            let mut terms: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-            for row in reader.records() {
-                let row = row.with_context(|| format!("a malformed row in {}", log.display()))?;
-                let step: f64 = row[0].parse().unwrap_or(f64::NAN);
-                for (col, name) in [(3, "L_que"), (4, "L_sup"), (5, "L_PAR")] {
-                    if let Ok(v) = row[col].parse::<f64>() {
-                        terms.entry(name).or_default().push((step, v));
-                    }
+        let mut panels = Vec::new();
+        let mut drops = std::collections::BTreeSet::new();
+        for &fold in &r.folds {
+            let mut curves = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            let seed = self.budget(r).train_seeds[0];
+            for e in evals
+                .iter()
+                .filter(|e| e.fold == fold && e.train_seed == seed)
+            {
+                if !seen.insert(e.run.clone()) {
+                    continue;
+                }
+                if let Some(method) = r.methods.iter().find(|m| m.name == e.method) {
+                    let config = self.train_config(r, method, fold, seed)?;
+                    drops.extend(config.lr_milestones.iter().copied());
+                }
+                for (term, points) in loss_terms(&e.run.join("train-log.csv"))? {
+                    curves.push(Curve {
+                        method: e.method.clone(),
+                        term: term.to_string(),
+                        points,
+                    });
                 }
             }
-            // One episode's loss is noisy: draw the mean of a sliding window of logged steps.
-            const WINDOW: usize = 10;
-            for (name, points) in terms {
-                let smooth = (0..points.len())
-                    .map(|i| {
-                        let w = &points[i.saturating_sub(WINDOW - 1)..=i];
-                        (
-                            points[i].0,
-                            w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64,
-                        )
-                    })
-                    .collect();
-                curves.push(Curve {
-                    label: format!("{} {name}", e.method),
-                    points: smooth,
-                });
-            }
+            panels.push(CurvePanel {
+                label: format!("fold {fold}"),
+                curves,
+            });
         }
+        let drops: Vec<f64> = drops.into_iter().map(|s| s as f64).collect();
         let stem = self.paths.figures.join(format!("{}-training-curves", r.id));
         Ok(draw_curves(
-            &curves,
+            &panels,
+            &drops,
+            &format!("Training losses per fold, {}", self.data.label()),
+            "cross-entropy (nats)",
             &format!(
-                "Training losses, fold {}, {}",
-                r.folds[0],
-                self.data.label()
+                "One training run per method and fold (the first training seed). Each line: the mean of the last {LOSS_WINDOW} logged steps. {}",
+                self.caption(r)
             ),
-            "cross-entropy (nats), mean of the last 10 logged steps",
-            &self.caption(r),
             &stem,
         )?)
     }
 
-    /// Support-recovery IoU against query IoU per episode, and the score distributions.
+    /// Support-recovery IoU against query IoU per episode, and the score margins of the matched
+    /// metric ablation (`score_methods`: models that differ only in the metric).
     pub(super) fn fig_bound(&mut self, r: &Reproduction) -> Result<Vec<PathBuf>> {
         let evals = self.evaluations(r)?;
         let series: Vec<BoundSeries> = r
@@ -121,30 +113,42 @@ impl Runner {
         let mut written = draw_bound(
             &series,
             &format!(
-                "Support recovery bounds query quality ({}-shot, {})",
+                "{}-shot, folds {:?}, every training seed, {}",
                 r.shots[0],
+                r.folds,
                 self.data.label()
             ),
             &self.caption(r),
             &self.paths.figures.join(&r.id),
         )?;
-        let mut samples = Vec::new();
-        for method in &r.methods {
-            let (model, config, _) = self.trained(r, method, r.folds[0])?;
-            samples.push(self.scores(&method.name, &model, &config, r)?);
+        if r.score_methods.is_empty() {
+            return Ok(written);
         }
-        written.extend(draw_score_histograms(
+        let mut samples = Vec::new();
+        for method in &r.score_methods {
+            let (model, config, _) = self.trained(r, method, r.folds[0])?;
+            samples.push(self.score_margins(&method.name, &model, &config, r)?);
+        }
+        let names: Vec<&str> = r.score_methods.iter().map(|m| m.name.as_str()).collect();
+        written.extend(draw_score_margins(
             &samples,
-            "Similarity of query pixels to the foreground prototype",
-            &self.caption(r),
+            &format!(
+                "Foreground - background score margin of query pixels: {} (fold {}, same training, only the metric differs)",
+                names.join(" vs "),
+                r.folds[0]
+            ),
+            &format!(
+                "{SCORE_EPISODES} test episodes (seed 1234), every labelled query pixel. {}",
+                self.caption(r)
+            ),
             &self.paths.figures.join(format!("{}-scores", r.id)),
         )?);
         Ok(written)
     }
 
-    /// The similarity of the query pixels of a few test episodes to the foreground prototype,
-    /// split by their true label.
-    fn scores(
+    /// Per query pixel of the first test episodes: similarity to the foreground prototype minus
+    /// similarity to the background prototype, split by the pixel's true label.
+    fn score_margins(
         &self,
         name: &str,
         model: &SrpNet,
@@ -165,7 +169,7 @@ impl Runner {
             Transform::eval(config.image_size, config.normalization),
         );
         let (mut fg, mut bg) = (Vec::new(), Vec::new());
-        for episode in stream.take(20) {
+        for episode in stream.take(SCORE_EPISODES) {
             let episode = episode?;
             let t = EpisodeTensors::from_episode(&episode, &device)?;
             let features = model.features(burn::tensor::Tensor::cat(
@@ -182,8 +186,8 @@ impl Runner {
             };
             let sim = similarity(query, &prototypes, model.config.metric.metric);
             let sim = interpolate(sim, bilinear_to(t.image_size()));
-            let values = sim
-                .slice([0..1, 1..2])
+            let margin = sim.clone().slice([0..1, 1..2]) - sim.slice([0..1, 0..1]);
+            let values = margin
                 .into_data()
                 .convert::<f32>()
                 .try_to_vec::<f32>()
@@ -196,15 +200,16 @@ impl Runner {
                 }
             }
         }
-        let metric = format!("{:?}", model.config.metric.metric).to_lowercase();
         Ok(ScoreSample {
-            label: format!("{metric} ({name})"),
+            label: name.to_string(),
             foreground: fg,
             background: bg,
         })
     }
 
-    /// Rows of test episodes: supports recovered by each method's prototypes, query predictions.
+    /// Fig. 1: the first `FIG1_CANDIDATES_PER_ROW * rows` test episodes are run through both
+    /// models; the rows are the episodes at the quantiles of SRP's support-recovery gain
+    /// (`quantile_rows`), a rule the caption states.
     pub(super) fn fig1(&mut self, r: &Reproduction) -> Result<Vec<PathBuf>> {
         ensure!(
             r.methods.len() == 2,
@@ -228,11 +233,9 @@ impl Runner {
             spec,
             Transform::eval(config.image_size, Normalization::None),
         );
+        let candidates = FIG1_CANDIDATES_PER_ROW * r.rows;
         let mut rows = Vec::new();
-        for episode in stream.take(4 * r.rows) {
-            if rows.len() == r.rows {
-                break;
-            }
+        for episode in stream.take(candidates) {
             let raw = episode?;
             let mut normalised = raw.clone();
             for shot in normalised
@@ -279,8 +282,18 @@ impl Runner {
             self.bar.inc(1);
         }
         ensure!(!rows.is_empty(), "{}: no test episode could be drawn", r.id);
+        let gains: Vec<f64> = rows
+            .iter()
+            .map(|row| row.support_srp_iou - row.support_baseline_iou)
+            .collect();
+        let picked: Vec<Fig1Row> = quantile_rows(&gains, r.rows)
+            .into_iter()
+            .map(|i| rows[i].clone())
+            .collect();
         Ok(draw_fig1(
-            &rows,
+            &picked,
+            (&r.methods[0].name, &r.methods[1].name),
+            &selection_rule(rows.len(), r.rows, fold),
             &format!(
                 "Support recovery and query prediction: {} vs {} (fold {fold}, {})",
                 r.methods[0].name,
@@ -292,4 +305,110 @@ impl Runner {
         )?)
     }
 }
+
+/// Test episodes whose query pixels make the score-margin figure.
+const SCORE_EPISODES: usize = 20;
+/// Fig. 1 picks its rows among this many episodes per row.
+const FIG1_CANDIDATES_PER_ROW: usize = 10;
+/// Training curves show the mean of a sliding window of this many logged steps (one episode's
+/// loss is noisy).
+const LOSS_WINDOW: usize = 10;
+
+/// A loss term's name and its (step, smoothed value) points.
+type LossTerm = (&'static str, Vec<(f64, f64)>);
+
+/// The loss terms of a run's CSV log (`step, ..., L_que, L_sup, L_PAR`), in that order,
+/// smoothed over `LOSS_WINDOW` logged steps; terms the run did not log are left out.
+fn loss_terms(log: &Path) -> Result<Vec<LossTerm>> {
+    let mut reader =
+        csv::Reader::from_path(log).with_context(|| format!("reading {}", log.display()))?;
+    let mut terms: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+    for row in reader.records() {
+        let row = row.with_context(|| format!("a malformed row in {}", log.display()))?;
+        let step: f64 = row[0].parse().unwrap_or(f64::NAN);
+        for (col, name) in [(3, "L_que"), (4, "L_sup"), (5, "L_PAR")] {
+            if let Some(v) = row.get(col).and_then(|v| v.parse::<f64>().ok()) {
+                terms.entry(name).or_default().push((step, v));
+            }
+        }
+    }
+    let mut terms: Vec<LossTerm> = ["L_que", "L_sup", "L_PAR"]
+        .into_iter()
+        .filter_map(|name| terms.remove(name).map(|points| (name, points)))
+        .collect();
+    for (_, points) in &mut terms {
+        let smooth = (0..points.len())
+            .map(|i| {
+                let w = &points[i.saturating_sub(LOSS_WINDOW - 1)..=i];
+                (
+                    points[i].0,
+                    w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64,
+                )
+            })
+            .collect();
+        *points = smooth;
+    }
+    Ok(terms)
+}
 // ANCHOR_END: figures
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reproduce::config::{MethodSpec, read};
+
+    #[test]
+    fn the_score_models_are_table3s_rows_that_differ_only_in_the_metric() {
+        let bound = read("fig-bound").unwrap();
+        let table3 = read("table3").unwrap();
+        assert_eq!(bound.score_methods.len(), 2);
+        for m in &bound.score_methods {
+            let row = table3
+                .methods
+                .iter()
+                .find(|t| t.name == m.name)
+                .unwrap_or_else(|| panic!("table3 has no row {:?}", m.name));
+            // Same preset and overrides: the same training config, hence the same cached run.
+            assert_eq!(format!("{:?}", row.preset), format!("{:?}", m.preset));
+            assert_eq!(row.train, m.train, "{}", m.name);
+            assert_eq!(row.eval, m.eval, "{}", m.name);
+        }
+        let without_metric = |m: &MethodSpec| {
+            let mut t = m.train.clone();
+            t.remove("metric");
+            t
+        };
+        let (a, b) = (&bound.score_methods[0], &bound.score_methods[1]);
+        assert_eq!(
+            without_metric(a),
+            without_metric(b),
+            "they differ in more than the metric"
+        );
+        assert_ne!(
+            a.train.get("metric"),
+            b.train.get("metric"),
+            "they have the same metric"
+        );
+    }
+
+    #[test]
+    fn loss_terms_are_smoothed_over_the_window() {
+        let dir = std::env::temp_dir().join(format!("srpnet-loss-terms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("train-log.csv");
+        let mut text = String::from("step,lr,loss,L_que,L_sup,L_PAR\n");
+        for step in 0..12 {
+            text.push_str(&format!("{step},0.1,0,{step},1,\n"));
+        }
+        std::fs::write(&log, text).unwrap();
+        let terms = loss_terms(&log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<&str> = terms.iter().map(|t| t.0).collect();
+        assert_eq!(names, ["L_que", "L_sup"], "an empty column is not a term");
+        let que = &terms[0].1;
+        assert_eq!(que[0], (0.0, 0.0));
+        // Step 11: the mean of steps 2..=11.
+        assert_eq!(que[11], (11.0, 6.5));
+        assert!(terms[1].1.iter().all(|p| p.1 == 1.0));
+    }
+}
