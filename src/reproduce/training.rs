@@ -1,0 +1,103 @@
+//! Training: a row's training config on one fold, and the trained model (from the cache, or
+//! trained now).
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+
+use super::Runner;
+use super::cache::done_steps;
+use super::config::{MethodPreset, MethodSpec, Reproduction, merge};
+use crate::commands::Method;
+use crate::data::Split;
+use crate::model::SrpNet;
+use crate::train::{RunDir, TrainConfig, TrainOptions, load_checkpoint, train};
+
+impl Runner {
+    /// The training config of `method` on `fold`.
+    pub(super) fn train_config(
+        &self,
+        r: &Reproduction,
+        method: &MethodSpec,
+        fold: usize,
+    ) -> Result<TrainConfig> {
+        let preset = match method.preset {
+            MethodPreset::Srpnet => Method::Srpnet,
+            MethodPreset::Panet => Method::Panet,
+        };
+        let model = merge(&preset.model(self.profile), &method.train)
+            .with_context(|| format!("{}: the `train` overrides of {:?}", r.id, method.name))?;
+        let budget = self.budget(r);
+        let mut c = TrainConfig::preset(model, self.profile);
+        c.data = self.data_config(r);
+        c.fold = fold;
+        c.shots = budget.train_shots;
+        if c.steps != budget.train_steps {
+            // Keep the schedule's shape when the budget changes the length.
+            let scale = budget.train_steps as f64 / c.steps as f64;
+            c.lr_milestones = c
+                .lr_milestones
+                .iter()
+                .map(|m| (*m as f64 * scale) as u64)
+                .collect();
+            c.checkpoint_every = (budget.train_steps / 4).max(1);
+            c.log_every = (budget.train_steps / 100).max(1);
+            c.steps = budget.train_steps;
+        }
+        Ok(c)
+    }
+
+    /// Trains (or finds in the cache) the model of `method` on `fold`.
+    pub(super) fn trained(
+        &self,
+        r: &Reproduction,
+        method: &MethodSpec,
+        fold: usize,
+    ) -> Result<(SrpNet, TrainConfig, RunDir)> {
+        let config = self.train_config(r, method, fold)?;
+        let dir = self.run_dir(&config);
+        let done = done_steps(&dir);
+        if done < config.steps {
+            self.bar
+                .set_message(format!("train {} fold {fold}", method.name));
+            let bench = config.data.open(config.image_size, &[Split::Train])?;
+            let interrupt = AtomicBool::new(false);
+            let tick = || self.bar.inc(1);
+            train(
+                &config,
+                &dir,
+                bench.as_ref(),
+                &TrainOptions {
+                    backend: self.options.backend,
+                    resume: dir.latest_checkpoint().is_some(),
+                    progress: false,
+                    interrupt: &interrupt,
+                    on_step: Some(&tick),
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "training {} on fold {fold} in {}",
+                    method.name,
+                    dir.root.display()
+                )
+            })?;
+        }
+        let device = self.options.backend.device(false)?;
+        let model = config.model.init(&device)?;
+        let checkpoint = dir
+            .latest_checkpoint()
+            .context("a finished run has a checkpoint")?;
+        let (model, _) = load_checkpoint(&checkpoint, model)?;
+        let eval_config = merge(&config.model, &method.eval)
+            .with_context(|| format!("{}: the `eval` overrides of {:?}", r.id, method.name))?;
+        Ok((
+            SrpNet {
+                config: eval_config,
+                ..model
+            },
+            config,
+            dir,
+        ))
+    }
+}
