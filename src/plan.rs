@@ -28,6 +28,8 @@ pub struct PlannedModel {
     pub eval_model: ModelConfig,
     /// Steps its cached run has done already.
     pub done_steps: u64,
+    /// An earlier row trains the same model (same training config): nothing to train here.
+    pub shared: bool,
 }
 
 /// One evaluation: a trained model on K-shot test episodes.
@@ -262,6 +264,7 @@ pub fn projection(plan: &Plan, measured: &Measured) -> (f64, f64) {
     let training: f64 = plan
         .models
         .iter()
+        .filter(|m| !m.shared)
         .map(|m| {
             let left = m.config.steps.saturating_sub(m.done_steps) as f64;
             let step = measured
@@ -316,6 +319,7 @@ impl fmt::Display for Plan {
                 (None, _) => "random".into(),
             };
             let cached = match m.done_steps {
+                _ if m.shared => "  (the model of an earlier row)".into(),
                 0 => String::new(),
                 d if d >= c.steps => "  (cached: done)".into(),
                 d => format!("  (cached: {d} done)"),

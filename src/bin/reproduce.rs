@@ -46,6 +46,15 @@ struct Cli {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// The backbone's starting weights: a TF.js model.json (or its folder), a torchvision
+    /// .safetensors/.pth, `fetched` (scripts/fetch-weights.sh's, the paper profile's default) or
+    /// `random`.
+    #[arg(long)]
+    weights: Option<String>,
+    /// Print every model to be trained, the evaluations, and a projection of wall time and peak
+    /// memory measured on a few real steps of the exact configuration; train nothing.
+    #[arg(long)]
+    plan: bool,
 }
 
 fn main() -> ExitCode {
@@ -79,8 +88,13 @@ fn main_result(cli: Cli) -> Result<()> {
             steps: cli.steps,
             out: cli.out,
             quiet: cli.quiet,
+            weights: cli.weights,
+            plan: cli.plan,
         },
     )?;
+    if cli.plan {
+        return Ok(());
+    }
     println!("wrote, in {:.0} s:", started.elapsed().as_secs_f64());
     for path in written {
         println!("  {}", path.display());

@@ -6,6 +6,7 @@
 mod cache;
 mod config;
 mod figures;
+mod plan;
 mod tables;
 mod training;
 
@@ -41,6 +42,11 @@ pub struct Options {
     /// (default `figures/`), cached runs to `out/runs` (default `reproductions/runs`).
     pub out: Option<PathBuf>,
     pub quiet: bool,
+    /// The backbone's starting weights (`--weights`): a file, `fetched` or `random`; default the
+    /// profile's (the fetched ImageNet weights for the paper profile).
+    pub weights: Option<String>,
+    /// Print the plan and a measured projection of its cost, and train nothing.
+    pub plan: bool,
 }
 
 /// Where things go for one invocation.
@@ -97,7 +103,12 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         Profile::Embedded
     });
     let paths = Paths::new(options.out.as_deref());
-    for dir in [&paths.results, &paths.figures, &paths.runs] {
+    let folders = if options.plan {
+        vec![]
+    } else {
+        vec![&paths.results, &paths.figures, &paths.runs]
+    };
+    for dir in folders {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"")
@@ -114,6 +125,13 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         options,
     };
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
+    if ctx.options.plan {
+        for r in &repros {
+            ctx.data = ctx.data_config(r);
+            print!("{}", ctx.projection(r)?);
+        }
+        return Ok(Vec::new());
+    }
     ctx.bar = if ctx.options.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -142,6 +160,11 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
             }
         );
         ctx.bar.suspend(|| println!("{header}"));
+        if ctx.is_long(r)? {
+            // A long run shows what it will cost before it spends it.
+            let projection = ctx.projection(r)?;
+            ctx.bar.suspend(|| print!("{projection}"));
+        }
         written.extend(ctx.reproduce(r)?);
     }
     ctx.bar.finish_and_clear();
