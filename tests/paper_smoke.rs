@@ -224,7 +224,8 @@ fn resume_never_reloads_the_imagenet_weights() {
     let first = train(&["--config", config.to_str().unwrap()]);
     assert!(first.contains("ImageNet weights"), "{first}");
     std::fs::remove_dir_all(&copy).unwrap();
-    let second = train(&["--resume", "--steps", "2"]);
+    // Resuming the finished run: it must not need the (now deleted) weights.
+    let second = train(&["--resume"]);
     assert!(second.contains("not reloaded"), "{second}");
     let saved: TrainConfig =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap())
@@ -234,7 +235,7 @@ fn resume_never_reloads_the_imagenet_weights() {
         Some(sha_of_fetched(&weights).as_str())
     );
 
-    // Frozen batch norm: the stem's running mean is still ImageNet's after two steps.
+    // Frozen batch norm: the stem's statistics and affine are still ImageNet's after a step.
     let device = BackendKind::Flex.device(false).unwrap();
     let fresh = {
         let mut c = saved.clone();
@@ -250,7 +251,7 @@ fn resume_never_reloads_the_imagenet_weights() {
         saved.model.init(&device).unwrap(),
     )
     .unwrap();
-    assert_eq!(state.step, 2);
+    assert_eq!(state.step, 1);
     let stem_bn = |m: &srpnet::model::SrpNet| {
         let bn = &m.backbone.stem.bn;
         let v = |t: burn::tensor::Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
@@ -280,4 +281,17 @@ fn resume_never_reloads_the_imagenet_weights() {
         conv(&trained),
         "the backbone's convolutions must train"
     );
+}
+
+/// Not a check: writes the real-pixel fixture (6 images per class, 160 px) to
+/// `$SRPNET_FIXTURE_OUT`, for trying the paper profile by hand, e.g.
+/// `SRPNET_FIXTURE_OUT=/tmp/fixture cargo test --test paper_smoke write_the_fixture -- --ignored`
+/// then `reproduce table1 --data-root /tmp/fixture --plan`.
+#[test]
+#[ignore = "writes a data root for manual runs"]
+fn write_the_fixture() {
+    let out = PathBuf::from(std::env::var("SRPNET_FIXTURE_OUT").expect("set SRPNET_FIXTURE_OUT"));
+    let (_, photos) = paper_fixture::assets("write_the_fixture").expect("the photos are needed");
+    let names = paper_fixture::build(&out, &photos, 6, 160);
+    eprintln!("wrote {} images under {}", names.len(), out.display());
 }

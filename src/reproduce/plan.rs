@@ -72,7 +72,10 @@ impl Runner {
     /// run. Opens the benchmark: a data root without it is an error naming what is missing.
     pub(super) fn projection(&self, r: &Reproduction) -> Result<String> {
         let plan = self.plan(r)?;
-        let first = plan.models.first().context("the reproduction has no model")?;
+        let first = plan
+            .models
+            .first()
+            .context("the reproduction has no model")?;
         let c = &first.config;
         let bench = c
             .data
@@ -101,7 +104,9 @@ impl Runner {
 
     /// The backbone weights of `r`'s models and their sha256, for the provenance.
     pub(super) fn weights_label(&self, r: &Reproduction) -> Option<String> {
-        let c = self.train_config(r, r.methods.first()?, *r.folds.first()?).ok()?;
+        let c = self
+            .train_config(r, r.methods.first()?, *r.folds.first()?)
+            .ok()?;
         let weights = locate(&c.backbone).ok()??;
         Some(weights.to_string())
     }

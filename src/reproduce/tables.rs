@@ -37,7 +37,10 @@ impl Runner {
                 format!("{:.0} s", self.started.elapsed().as_secs_f64()),
             );
         if let Some(size) = budget.image_size {
-            p.push("image size", format!("{size} px (the reproduction's budget)"));
+            p.push(
+                "image size",
+                format!("{size} px (the reproduction's budget)"),
+            );
         }
         if let Some(weights) = self.weights_label(r) {
             p.push("backbone weights", weights);
