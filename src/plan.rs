@@ -107,6 +107,10 @@ pub fn measure(
         let started = Instant::now();
         let trained = build(&model.config, plan.backend, true)?;
         measured.setup_s = measured.setup_s.max(started.elapsed().as_secs_f64());
+        eprintln!(
+            "plan: timing {runs} training step(s) of {} ({} px)...",
+            model.method, model.config.image_size
+        );
         let times = time_training(trained, &model.config, train, runs)?;
         measured
             .train_step_s
@@ -125,6 +129,10 @@ pub fn measure(
         shots.sort_unstable();
         shots.dedup();
         for k in shots {
+            eprintln!(
+                "plan: timing {runs} {k}-shot inference episode(s) of {}...",
+                model.method
+            );
             let times = time_inference(&inference, &model.config, test, k, runs)?;
             measured
                 .inference_s
@@ -246,11 +254,16 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Median of a non-empty sample.
+/// Median of a non-empty sample (the mean of the middle two for an even count).
 fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 fn spread(xs: &[f64]) -> (f64, f64) {
