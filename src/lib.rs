@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod figures;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod reproduce;
 pub mod stats;
 pub mod train;

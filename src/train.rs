@@ -17,6 +17,9 @@ use crate::backend::{BackendError, BackendKind};
 use crate::data::{Benchmark, DataError, EpisodeSpec, Episodes, Normalization, Split, Transform};
 use crate::experiment::{ConfigFileError, DataConfig, write_atomic};
 use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, Profile, SrpNet};
+use crate::weights::init::{
+    BackboneInit, FETCHED, InitError, ResolvedWeights, adopt_format, load_backbone_into, locate,
+};
 
 // ANCHOR: config
 /// Everything that defines a training run. Every field has a default (SRPNet, paper profile).
@@ -24,6 +27,9 @@ use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, Profile, SrpN
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub model: ModelConfig,
+    /// Where the backbone's weights start: ImageNet (the paper profile) or random (left out).
+    #[serde(skip_serializing_if = "BackboneInit::is_random")]
+    pub backbone: BackboneInit,
     pub data: DataConfig,
     pub fold: usize,
     /// K of the training episodes.
@@ -57,6 +63,10 @@ impl TrainConfig {
     pub fn preset(model: ModelConfig, profile: Profile) -> Self {
         let common = Self {
             model,
+            backbone: match profile {
+                Profile::Paper => BackboneInit::fetched(),
+                Profile::Embedded => BackboneInit::default(),
+            },
             data: DataConfig::default(),
             fold: 0,
             shots: 1,
@@ -138,6 +148,30 @@ impl TrainConfig {
         Ok(())
     }
 
+    // ANCHOR: resolve
+    /// The config a run records: with ImageNet weights, their file located and hashed
+    /// (`backbone.sha256`), and the backbone variant, batch-norm epsilon and input normalisation
+    /// set to what the file's format implies. Idempotent; a recorded sha256 must still match.
+    pub fn resolved(&self) -> Result<(TrainConfig, Option<ResolvedWeights>), TrainError> {
+        let mut config = self.clone();
+        let weights = locate(&config.backbone)?;
+        if let Some(w) = &weights {
+            adopt_format(
+                w.format,
+                &mut config.model.backbone,
+                &mut config.normalization,
+            );
+            if config.backbone.weights.as_deref() != Some(FETCHED) {
+                config.backbone.weights = Some(w.path.display().to_string());
+            }
+            config.backbone.sha256 = Some(w.sha256.clone());
+        } else {
+            config.backbone = BackboneInit::default();
+        }
+        Ok((config, weights))
+    }
+    // ANCHOR_END: resolve
+
     /// The learning rate at `step` (0-based): multi-step decay.
     pub fn learning_rate_at(&self, step: u64) -> f64 {
         let decays = self.lr_milestones.iter().filter(|&&m| step >= m).count();
@@ -164,6 +198,8 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Init(#[from] InitError),
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
@@ -370,11 +406,25 @@ pub fn train(
     benchmark: &dyn Benchmark,
     options: &TrainOptions,
 ) -> Result<TrainOutcome, TrainError> {
+    // A resumed run takes everything from its checkpoint and its recorded config: its weights
+    // file is neither read nor needed. A new run locates and hashes its weights first.
+    let resolved;
+    let (config, weights) = if options.resume {
+        (config, None)
+    } else {
+        resolved = config.resolved()?;
+        (&resolved.0, resolved.1)
+    };
     config.validate()?;
-    prepare_run_dir(config, run, options.resume)?;
     let device = options.backend.device(true)?;
     device.seed(config.seed);
     let mut model = config.model.init(&device)?;
+    // ImageNet weights start a new run only: a resumed run takes everything from its checkpoint.
+    // They load before the run folder is touched, so a bad file leaves nothing behind.
+    if let Some(w) = &weights {
+        model = load_backbone_into(model, w, &device)?.0;
+    }
+    prepare_run_dir(config, run, options.resume)?;
     let mut optimizer = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: config.momentum,

@@ -60,6 +60,15 @@ struct Cli {
     /// With --verify: the folder of the committed results (default reproductions/results).
     #[arg(long, requires = "verify")]
     against: Option<PathBuf>,
+    /// The backbone's starting weights: a TF.js model.json (or its folder), a torchvision
+    /// .safetensors/.pth, `fetched` (scripts/fetch-weights.sh's, the paper profile's default) or
+    /// `random`.
+    #[arg(long)]
+    weights: Option<String>,
+    /// Print every model to be trained, the evaluations, and a projection of wall time and peak
+    /// memory measured on a few real steps of the exact configuration; train nothing.
+    #[arg(long)]
+    plan: bool,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +105,8 @@ fn main_result(cli: Cli) -> Result<bool> {
         out: cli.out,
         quiet: cli.quiet,
         fresh: cli.fresh,
+        weights: cli.weights,
+        plan: cli.plan,
     };
     if cli.verify {
         let committed = cli
@@ -106,6 +117,9 @@ fn main_result(cli: Cli) -> Result<bool> {
         return Ok(ok);
     }
     let written = run(&id, options)?;
+    if cli.plan {
+        return Ok(true);
+    }
     println!("wrote, in {:.0} s:", started.elapsed().as_secs_f64());
     for path in written {
         println!("  {}", path.display());

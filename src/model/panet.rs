@@ -39,10 +39,15 @@ impl ParConfig {
     }
 }
 
+/// PANet's guard in masked average pooling: `sum(f * m) / (sum(m) + 1e-5)`.
+const PANET_POOL_EPS: f64 = 1e-5;
+
 // ANCHOR: alignment_loss
 /// PANet's `alignLoss`. `query_low_res`: [1, 2, h, w] query logits at feature resolution.
-/// Returns `None` when the query prediction has no foreground (PANet skips the episode).
-/// Unlike PANet, the support's 255 border pixels stay ignored instead of counting as background.
+/// Returns `None` when the query prediction has no foreground (PANet skips the way). An empty
+/// predicted background is pooled as PANet pools it, `sum / (area + 1e-5)`: a zero prototype,
+/// whose similarity to every pixel is 0. Unlike PANet, the support's 255 border pixels stay
+/// ignored instead of counting as background (book: panet.md lists every difference).
 pub fn prototype_alignment_loss(
     metric: &MetricConfig,
     query_features: Tensor<4>,
@@ -59,11 +64,12 @@ pub fn prototype_alignment_loss(
         1,
     ); // [1, 2, h, w]
     let areas = weights.clone().sum_dims_squeeze::<2, _>(&[2, 3]); // [1, 2]
-    if host_values(areas.clone())?.contains(&0.0) {
+    if host_values(areas.clone())?[1] == 0.0 {
         return Ok(None);
     }
     let query_prototypes = Prototypes(
-        weighted_sums(query_features, weights).squeeze_dim::<2>(0) / areas.reshape([2, 1]),
+        weighted_sums(query_features, weights).squeeze_dim::<2>(0)
+            / areas.reshape([2, 1]).add_scalar(PANET_POOL_EPS),
     );
     let [_, h, w] = support_masks.dims();
     let logits = support_recovery(support_features, &query_prototypes, metric, [h, w]);

@@ -24,6 +24,10 @@ pub struct PyramidConfig {
     pub levels: Vec<usize>,
     /// Channels after the 1x1 reduction.
     pub channels: usize,
+    /// End in a ReLU, so that features are non-negative. The fidelity metrics need it (a squared
+    /// cosine cannot tell u from -u); PANet's cosine does without (`lastRelu=False` in PANet's
+    /// encoder), so the baseline's features are signed.
+    pub final_relu: bool,
 }
 // ANCHOR_END: config
 
@@ -32,6 +36,7 @@ impl Default for PyramidConfig {
         Self {
             levels: vec![2, 3, 4],
             channels: 512,
+            final_relu: true,
         }
     }
 }
@@ -83,6 +88,7 @@ impl PyramidConfig {
             reduce: Conv2dConfig::new([in_channels, self.channels], [1, 1])
                 .with_padding(PaddingConfig2d::Valid)
                 .init(device),
+            final_relu: self.final_relu,
         })
     }
 }
@@ -90,13 +96,15 @@ impl PyramidConfig {
 #[derive(Module, Debug)]
 pub struct Pyramid {
     pub reduce: Conv2d,
+    #[module(skip)]
+    pub final_relu: bool,
 }
 
 impl Pyramid {
     // ANCHOR: forward
     /// `levels`: backbone outputs, finest first, each [N, C_l, h_l, w_l].
-    /// Returns [N, channels, h, w] at the finest level's resolution; non-negative (ReLU), which the
-    /// fidelity metric relies on (a squared cosine cannot tell u from -u).
+    /// Returns [N, channels, h, w] at the finest level's resolution; non-negative when
+    /// `final_relu` is set, which the fidelity metrics rely on, signed otherwise (PANet).
     pub fn forward(&self, levels: Vec<Tensor<4>>) -> Tensor<4> {
         let [_, _, h, w] = levels[0].dims();
         let resized: Vec<Tensor<4>> = levels
@@ -110,7 +118,8 @@ impl Pyramid {
                 }
             })
             .collect();
-        relu(self.reduce.forward(Tensor::cat(resized, 1)))
+        let fused = self.reduce.forward(Tensor::cat(resized, 1));
+        if self.final_relu { relu(fused) } else { fused }
     }
     // ANCHOR_END: forward
 }

@@ -63,7 +63,16 @@ impl ModelConfig {
     /// SRPNet: fidelity x 20, SRP support loss, IQI at inference.
     pub fn srpnet(profile: Profile) -> Self {
         let (backbone, channels) = match profile {
-            Profile::Paper => (BackboneConfig::resnet50(), 512),
+            // ImageNet weights (the fetched Keras ResNet50: epsilon 1e-3) and frozen batch norm:
+            // one-episode batches of two images are too small for batch statistics.
+            Profile::Paper => (
+                BackboneConfig {
+                    frozen_batch_norm: true,
+                    batch_norm_epsilon: crate::weights::tfjs::KERAS_BN_EPSILON,
+                    ..BackboneConfig::resnet50()
+                },
+                512,
+            ),
             Profile::Embedded => (BackboneConfig::small(), 128),
         };
         Self {
@@ -80,9 +89,15 @@ impl ModelConfig {
         }
     }
 
-    /// The PANet baseline on the same backbone and pyramid: cosine x 20 and PAR, no SRP, no IQI.
+    /// The PANet baseline on the same backbone and pyramid: cosine x 20 and PAR, no SRP, no IQI,
+    /// and, as in PANet, no ReLU after the last layer: its cosine sees signed features.
     pub fn panet(profile: Profile) -> Self {
+        let srpnet = Self::srpnet(profile);
         Self {
+            pyramid: PyramidConfig {
+                final_relu: false,
+                ..srpnet.pyramid.clone()
+            },
             metric: MetricConfig {
                 metric: Metric::Cosine,
                 scale: 20.0,
@@ -93,7 +108,7 @@ impl ModelConfig {
                 iterations: 0,
                 ..IqiConfig::default()
             },
-            ..Self::srpnet(profile)
+            ..srpnet
         }
     }
 
@@ -101,6 +116,15 @@ impl ModelConfig {
         self.backbone.validate()?;
         self.pyramid.validate()?;
         self.metric.validate()?;
+        if !self.pyramid.final_relu && self.metric.metric != Metric::Cosine {
+            return Err(ModelError::config(
+                "pyramid.final_relu",
+                "false",
+                "the fidelity metrics need non-negative features: the squared cosine scores u and \
+                 -u alike, and the classical fidelity treats features as distributions; set \
+                 pyramid.final_relu = true, or use metric = \"cosine\" for signed features",
+            ));
+        }
         self.srp.validate()?;
         self.par.validate()?;
         self.iqi.validate()

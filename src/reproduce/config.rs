@@ -76,6 +76,12 @@ pub struct Budget {
     pub train_seeds: Vec<u64>,
     pub eval_episodes: u64,
     pub eval_seeds: Vec<u64>,
+    /// Square input size instead of the profile's (417 px paper, 97 px embedded).
+    #[serde(default)]
+    pub image_size: Option<usize>,
+    /// A smoke run: its outputs say so, and its numbers mean nothing.
+    #[serde(default)]
+    pub smoke: bool,
 }
 // ANCHOR_END: config
 

@@ -11,6 +11,7 @@ mod cache;
 mod compare;
 mod config;
 mod figures;
+mod plan;
 mod scale;
 mod tables;
 mod training;
@@ -60,6 +61,11 @@ pub struct Options {
     pub quiet: bool,
     /// Ignore the run cache: train every model this invocation needs anew.
     pub fresh: bool,
+    /// The backbone's starting weights (`--weights`): a file, `fetched` or `random`; default the
+    /// profile's (the fetched ImageNet weights for the paper profile).
+    pub weights: Option<String>,
+    /// Print the plan and a measured projection of its cost, and train nothing.
+    pub plan: bool,
 }
 
 /// Where things go for one invocation.
@@ -134,7 +140,12 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         Profile::Embedded
     });
     let paths = Paths::new(options.out.as_deref());
-    for dir in [&paths.results, &paths.figures, &paths.runs] {
+    let folders = if options.plan {
+        vec![]
+    } else {
+        vec![&paths.results, &paths.figures, &paths.runs]
+    };
+    for dir in folders {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let probe = dir.join(".write-test");
         std::fs::write(&probe, b"")
@@ -152,6 +163,13 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         options,
     };
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
+    if ctx.options.plan {
+        for r in &repros {
+            ctx.data = ctx.data_config(r);
+            print!("{}", ctx.projection(r)?);
+        }
+        return Ok(Vec::new());
+    }
     ctx.bar = if ctx.options.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -180,6 +198,11 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
             }
         );
         ctx.bar.suspend(|| println!("{header}"));
+        if ctx.is_long(r)? {
+            // A long run shows what it will cost before it spends it.
+            let projection = ctx.projection(r)?;
+            ctx.bar.suspend(|| print!("{projection}"));
+        }
         written.extend(ctx.reproduce(r)?);
     }
     ctx.bar.finish_and_clear();
@@ -221,17 +244,22 @@ impl Runner {
         b
     }
 
+    /// The training seeds `r` uses: all of them for tables; figures draw the models of the first
+    /// training seed only.
+    fn trained_seeds<'a>(&self, r: &Reproduction, budget: &'a Budget) -> &'a [u64] {
+        match r.kind {
+            Kind::Table => &budget.train_seeds[..],
+            _ => &budget.train_seeds[..1],
+        }
+    }
+
     /// Units of work (training steps still to do + evaluation episodes) for the progress bar.
     fn work(&mut self, r: &Reproduction) -> Result<u64> {
         self.data = self.data_config(r);
         let budget = self.budget(r);
         let mut total = 0;
         let mut seen = HashSet::new();
-        // Figures draw the models of the first training seed only.
-        let seeds = match r.kind {
-            Kind::Table => &budget.train_seeds[..],
-            _ => &budget.train_seeds[..1],
-        };
+        let seeds = self.trained_seeds(r, &budget);
         for m in &r.methods {
             for &fold in &r.folds {
                 for &seed in seeds {
@@ -265,10 +293,7 @@ impl Runner {
     /// Evaluates every (method, fold, training seed, shots) of `r` on the same test episodes.
     fn evaluations(&self, r: &Reproduction) -> Result<Vec<Evaluation>> {
         let budget = self.budget(r);
-        let seeds = match r.kind {
-            Kind::Table => &budget.train_seeds[..],
-            _ => &budget.train_seeds[..1],
-        };
+        let seeds = self.trained_seeds(r, &budget);
         let mut out = Vec::new();
         for method in &r.methods {
             for (&fold, &train_seed) in r

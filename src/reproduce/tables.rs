@@ -70,6 +70,21 @@ impl Runner {
                 "wall time so far",
                 format!("{:.0} s", self.started.elapsed().as_secs_f64()),
             );
+        if let Some(size) = budget.image_size {
+            p.push(
+                "image size",
+                format!("{size} px (the reproduction's budget)"),
+            );
+        }
+        if let Some(weights) = self.weights_label(r) {
+            p.push("backbone weights", weights);
+        }
+        if budget.smoke {
+            p.push(
+                "warning",
+                "a smoke run, not a result: a few steps at a reduced image size",
+            );
+        }
         if self.options.steps.is_some() {
             p.push(
                 "warning",

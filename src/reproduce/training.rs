@@ -11,6 +11,7 @@ use crate::commands::Method;
 use crate::data::Split;
 use crate::model::SrpNet;
 use crate::train::{RunDir, TrainConfig, TrainOptions, load_checkpoint, train};
+use crate::weights::init::BackboneInit;
 
 impl Runner {
     /// The training config of `method` on `fold` with `train_seed` (its initialisation and
@@ -46,7 +47,15 @@ impl Runner {
             c.log_every = (budget.train_steps / 100).max(1);
             c.steps = budget.train_steps;
         }
-        Ok(c)
+        if let Some(size) = budget.image_size {
+            c.image_size = size;
+        }
+        if let Some(w) = &self.options.weights {
+            c.backbone = BackboneInit::named(w);
+        }
+        // Weights located and hashed now: a missing file stops the run before anything trains,
+        // and the cache key covers the weights' sha256.
+        Ok(c.resolved()?.0)
     }
 
     /// The model of `method` on `fold` with the first training seed (what the figures draw).

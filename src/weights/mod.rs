@@ -13,6 +13,7 @@
 
 pub mod classifier;
 pub mod cli;
+pub mod init;
 pub mod tfjs;
 pub mod torchvision;
 

@@ -96,6 +96,23 @@ pub fn find_manifest(path: &Path) -> Result<PathBuf, WeightsError> {
         })
 }
 
+/// The shard files a `model.json` names, in manifest order (for its fingerprint). A manifest
+/// that does not parse is a [`WeightsError::Foreign`].
+pub fn shard_files(manifest: &Path) -> Result<Vec<PathBuf>, WeightsError> {
+    let text = std::fs::read(manifest).map_err(|e| WeightsError::io(manifest, e))?;
+    let model: ModelJson = serde_json::from_slice(&text).map_err(|e| WeightsError::Foreign {
+        path: manifest.to_path_buf(),
+        format: FORMAT,
+        reason: format!("the manifest does not parse ({e})"),
+    })?;
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    Ok(model
+        .weights_manifest
+        .iter()
+        .flat_map(|g| g.paths.iter().map(|p| dir.join(p)))
+        .collect())
+}
+
 impl TfjsModel {
     /// Reads the manifest and all shards. Checks that the manifest parses, that every weight is
     /// float32 and unquantized, and that the shards hold exactly the bytes the manifest
