@@ -271,6 +271,14 @@ fn hand_computed_similarities() {
         (got - expect).abs() < 1e-5,
         "classical fidelity {got} vs {expect}"
     );
+    // It depends on the distribution only, at any scale where the sum of the feature is far
+    // above the guard (1e-9 x 4 = 4e-9 >> EPS): dividing by the sum is what makes the guarded
+    // square roots scale-free.
+    for scale in [1e-9f32, 1e3] {
+        let u = [scale, 3.0 * scale, -5.0 * scale, 0.0];
+        let got = sim(&u, &[1.0; 4], Metric::ClassicalFidelity);
+        assert!((got - expect).abs() < 1e-5, "x {scale}: {got} vs {expect}");
+    }
     // Disjoint supports: no overlap, fidelity 0; the same distribution at another scale: 1.
     let disjoint = sim(
         &[1.0, 0.0, 0.0],

@@ -307,3 +307,45 @@ proptest! {
         assert_close(&p, &expect, 1e-4, &format!("T = {iterations}, alpha = {alpha}, {weighting:?}, scores {scores:?}"));
     }
 }
+
+#[test]
+fn support_scores_all_zero_fall_back_to_uniform_weights() {
+    // Fidelity ignores the sign: the two shots' foreground pixels (1, 0) and (-1, 0) average to a
+    // zero foreground prototype, so the support recovery finds no foreground (IoU 0). The
+    // prediction must then weigh P_0.. uniformly, not divide by a zero sum (NaN).
+    let d = device();
+    let bg = [1.0, 0.2];
+    let pixels = |fg: [f32; 2]| {
+        let px = [fg, bg, bg, bg];
+        (0..2)
+            .flat_map(|ch| px.map(|p| p[ch]))
+            .collect::<Vec<f32>>()
+    };
+    let support = tensor(
+        [pixels([1.0, 0.0]), pixels([-1.0, 0.0])].concat(),
+        [2, 2, 2, 2],
+        &d,
+    );
+    let masks = tensor(
+        vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 255.0],
+        [2, 2, 2],
+        &d,
+    );
+    let initial =
+        masked_average_pool(support.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
+    let x = Inputs {
+        query: tensor(
+            vec![0.3, 0.9, 0.5, 0.1, 0.2, 0.4, 0.8, 0.6],
+            [1, 2, 2, 2],
+            &d,
+        ),
+        support,
+        masks,
+        initial,
+        metric: MetricConfig::default(),
+        size: [2, 2],
+    };
+    let (p, scores) = run(&x, 0, 0.5, IqiWeighting::SupportScore);
+    assert_eq!(scores, vec![0.0]);
+    assert_close(&p, &plain(&x, &x.initial), 1e-6, "all-zero support scores");
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use common::{device, tensor};
 use proptest::prelude::*;
 use srpnet::metrics::{Evaluator, binary_counts, mean_std};
-use srpnet::model::loss::foreground_iou;
+use srpnet::model::loss::{foreground_iou, predicted_mask};
 
 /// Predicted labels (0/1) and ground truth (0, 1, 255) of `n` images of `pixels` pixels.
 fn predictions() -> impl Strategy<Value = (usize, Vec<u8>, Vec<u8>)> {
@@ -57,8 +57,10 @@ proptest! {
             scores.extend(std::iter::repeat_n(0.5, pixels));
             scores.extend(predicted[image * pixels..(image + 1) * pixels].iter().map(|&p| p as f32));
         }
+        let scores = tensor(scores, [n, 2, 1, pixels], &d);
+        prop_assert_eq!(&predicted_mask(scores.clone()).unwrap(), &predicted);
         let got = foreground_iou(
-            tensor(scores, [n, 2, 1, pixels], &d),
+            scores,
             tensor(truth.iter().map(|&t| t as f32).collect(), [n, 1, pixels], &d),
         )
         .unwrap();

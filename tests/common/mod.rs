@@ -33,6 +33,7 @@ pub fn noise(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+// ANCHOR: compare
 /// The largest `|a_i - b_i|`, for comparisons against a tolerance.
 ///
 /// NaN-aware: a NaN or infinite value anywhere, or slices of different lengths, fail the test
@@ -87,6 +88,7 @@ fn worst_difference(a: &[f32], b: &[f32]) -> (usize, f32) {
     }
     worst
 }
+// ANCHOR_END: compare
 
 /// A proptest config with `default_cases` cases, unless `PROPTEST_CASES` asks for another count
 /// (`ProptestConfig::with_cases` alone would ignore the variable). The default counts keep
