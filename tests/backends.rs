@@ -21,8 +21,8 @@ fn forward_agrees_with_flex_on_every_compiled_backend() {
         .filter(|b| *b != BackendKind::Flex)
         .collect();
     if others.is_empty() {
-        eprintln!(
-            "skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)"
+        common::note(
+            "skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)",
         );
         return;
     }
@@ -42,7 +42,7 @@ fn forward_agrees_with_flex_on_every_compiled_backend() {
         let device = match backend.device(false) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("{}: no device: {e}", backend.name());
+                common::note(&format!("{}: no device: {e}", backend.name()));
                 unavailable.push(format!("{}: {e}", backend.name()));
                 continue;
             }
@@ -56,7 +56,10 @@ fn forward_agrees_with_flex_on_every_compiled_backend() {
                 .query_probabilities,
         );
         let diff = max_abs_diff(&reference, &probs);
-        eprintln!("{}: max |p - p_flex| = {diff:.2e}", backend.name());
+        common::note(&format!(
+            "{}: max |p - p_flex| = {diff:.2e}",
+            backend.name()
+        ));
         assert!(
             diff < TOLERANCE,
             "{} differs from flex by {diff}",

@@ -42,7 +42,7 @@ fn fetched() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     if std::env::var("SRPNET_REQUIRE_ASSETS").is_ok_and(|v| v == "1") {
         panic!("{message} (SRPNET_REQUIRE_ASSETS=1 makes this a failure, not a skip)");
     }
-    eprintln!("skipped: {message}");
+    common::note(&format!("skipped: {message}"));
     None
 }
 

@@ -104,3 +104,10 @@ pub fn cases(default_cases: u32) -> proptest::test_runner::Config {
         ..Default::default()
     }
 }
+
+/// A note the test harness does not capture (unlike `println!`/`eprintln!`, whose output only
+/// shows for failing tests): for skips that a reader of the test log must see.
+pub fn note(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
