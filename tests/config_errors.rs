@@ -51,6 +51,72 @@ fn impossible_configs_name_the_field() {
 }
 
 #[test]
+fn config_limits_are_exact() {
+    // Each limit on both sides: the last value accepted and the first rejected (and non-finite).
+    let base = ModelConfig::srpnet(Profile::Embedded);
+    type Edit = fn(&mut ModelConfig);
+    let cases: [(&str, Edit, Edit); 10] = [
+        (
+            "metric.scale",
+            |c| c.metric.scale = 1e-6,
+            |c| c.metric.scale = 0.0,
+        ),
+        (
+            "metric.scale",
+            |c| c.metric.scale = 1e6,
+            |c| c.metric.scale = f64::INFINITY,
+        ),
+        (
+            "srp.lambda",
+            |c| c.srp.lambda = 0.0,
+            |c| c.srp.lambda = -1e-9,
+        ),
+        (
+            "srp.lambda",
+            |c| c.srp.lambda = 1e6,
+            |c| c.srp.lambda = f64::INFINITY,
+        ),
+        (
+            "par.lambda",
+            |c| c.par.lambda = 0.0,
+            |c| c.par.lambda = -1e-9,
+        ),
+        (
+            "par.lambda",
+            |c| c.par.lambda = 1e6,
+            |c| c.par.lambda = f64::NAN,
+        ),
+        ("iqi.alpha", |c| c.iqi.alpha = 0.0, |c| c.iqi.alpha = -1e-9),
+        (
+            "iqi.alpha",
+            |c| c.iqi.alpha = 1.0,
+            |c| c.iqi.alpha = 1.0 + 1e-9,
+        ),
+        (
+            "iqi.alpha",
+            |c| c.iqi.alpha = 0.5,
+            |c| c.iqi.alpha = f64::NAN,
+        ),
+        (
+            "iqi.iterations",
+            |c| c.iqi.iterations = 100,
+            |c| c.iqi.iterations = 101,
+        ),
+    ];
+    for (field, accepted, rejected) in cases {
+        let mut c = base.clone();
+        accepted(&mut c);
+        assert!(c.validate().is_ok(), "{field}: {:?}", c.validate());
+        let mut c = base.clone();
+        rejected(&mut c);
+        match c.validate() {
+            Err(ModelError::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn config_files_reject_unknown_fields_and_fill_defaults() {
     let err = serde_json::from_str::<ModelConfig>(r#"{"pyramid": {"chanels": 256}}"#).unwrap_err();
     assert!(err.to_string().contains("chanels"), "{err}");

@@ -1,13 +1,22 @@
-//! Iterative query inference: T = 0 is plain inference; the combined prediction is a
-//! probability distribution over {background, foreground} at every pixel.
+//! Iterative query inference: T = 0 and alpha = 1 are plain inference; the combined
+//! prediction, recomputed by hand from its parts (soft query pooling, blend with alpha, weighted
+//! mean), matches; it is a probability distribution over {background, foreground} at every
+//! pixel.
 
 mod common;
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
-use common::{device, max_abs_diff, values};
+use burn::tensor::module::interpolate;
+use common::{assert_close, device, max_abs_diff, tensor, values};
+use proptest::prelude::*;
 use srpnet::bench::synthetic_episode;
+use srpnet::model::fidelity::{EPS, Metric, MetricConfig};
 use srpnet::model::iqi::{IqiConfig, IqiWeighting, iterative_query_inference};
-use srpnet::model::prototype::masked_average_pool;
+use srpnet::model::loss::foreground_iou;
+use srpnet::model::prototype::{MaskPooling, Prototypes, masked_average_pool};
+use srpnet::model::pyramid::bilinear_to;
+use srpnet::model::srp::support_recovery;
 use srpnet::model::{ModelConfig, Phase, Profile, SrpNet};
 
 fn tiny(iterations: usize, weighting: IqiWeighting) -> ModelConfig {
@@ -91,12 +100,12 @@ fn iqi_probabilities_stay_in_unit_interval_and_sum_to_one() {
             let p = values(out.query_probabilities);
             assert!(p.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
             let half = p.len() / 2;
-            let worst = (0..half)
-                .map(|i| (p[i] + p[half + i] - 1.0).abs())
-                .fold(0.0, f32::max);
-            assert!(
-                worst < 1e-5,
-                "T = {iterations}: probabilities sum to 1 +- {worst}"
+            let sums: Vec<f32> = (0..half).map(|i| p[i] + p[half + i]).collect();
+            assert_close(
+                &sums,
+                &vec![1.0; half],
+                1e-5,
+                &format!("T = {iterations}: background + foreground probability"),
             );
             changed |= max_abs_diff(&p, &plain) > 1e-4;
         }
@@ -105,4 +114,238 @@ fn iqi_probabilities_stay_in_unit_interval_and_sum_to_one() {
         changed,
         "IQI never changed the prediction: the refined prototypes are not used"
     );
+}
+
+/// Random IQI inputs: query features [1, C, h, w], K support shots [K, C, h, w] and masks at
+/// twice the feature resolution [K, 2h, 2w] (0, 1, 255; both regions present in shot 0).
+#[derive(Debug, Clone)]
+struct Case {
+    dims: [usize; 4],
+    query: Vec<f32>,
+    support: Vec<f32>,
+    masks: Vec<f32>,
+    metric: Metric,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (1usize..=3, 2usize..6, 2usize..5, 2usize..5).prop_flat_map(|(k, c, h, w)| {
+        let labels = prop::sample::select(vec![0.0f32, 1.0, 255.0]);
+        let metrics = prop::sample::select(vec![
+            Metric::Fidelity,
+            Metric::Cosine,
+            Metric::ClassicalFidelity,
+        ]);
+        (
+            // Positive query features (a pyramid with its final ReLU, kept off 0): a pooled
+            // query prototype near the zero vector would have a direction set by rounding.
+            prop::collection::vec(0.05f32..1.0, c * h * w),
+            prop::collection::vec(-1.0f32..1.0, k * c * h * w),
+            prop::collection::vec(labels, k * 4 * h * w),
+            metrics,
+        )
+            .prop_map(move |(query, support, mut masks, metric)| {
+                masks[0] = 1.0;
+                masks[1] = 0.0;
+                Case {
+                    dims: [k, c, h, w],
+                    query,
+                    support,
+                    masks,
+                    metric,
+                }
+            })
+    })
+}
+
+struct Inputs {
+    query: Tensor<4>,
+    support: Tensor<4>,
+    masks: Tensor<3>,
+    initial: Prototypes,
+    metric: MetricConfig,
+    size: [usize; 2],
+}
+
+fn inputs(case: &Case) -> Inputs {
+    let d = device();
+    let [k, c, h, w] = case.dims;
+    let support = tensor(case.support.clone(), [k, c, h, w], &d);
+    let masks = tensor(case.masks.clone(), [k, 2 * h, 2 * w], &d);
+    let initial =
+        masked_average_pool(support.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
+    Inputs {
+        query: tensor(case.query.clone(), [1, c, h, w], &d),
+        support,
+        masks,
+        initial,
+        metric: MetricConfig {
+            metric: case.metric,
+            scale: 20.0,
+        },
+        size: [2 * h, 2 * w],
+    }
+}
+
+fn run(x: &Inputs, iterations: usize, alpha: f64, weighting: IqiWeighting) -> (Vec<f32>, Vec<f32>) {
+    let config = IqiConfig {
+        iterations,
+        alpha,
+        weighting,
+    };
+    let out = iterative_query_inference(
+        &config,
+        &x.metric,
+        x.query.clone(),
+        x.support.clone(),
+        x.masks.clone(),
+        &x.initial,
+    )
+    .unwrap();
+    (values(out.probabilities), out.support_scores)
+}
+
+/// Plain inference with prototypes `p`: softmax of the logits resized to the image.
+fn plain(x: &Inputs, p: &Prototypes) -> Vec<f32> {
+    let logits = interpolate(x.metric.logits(x.query.clone(), p), bilinear_to(x.size));
+    values(softmax(logits, 1))
+}
+
+/// `v / sqrt(|v|^2 + EPS)`, the model's guarded normalisation: a region the prediction leaves
+/// (nearly) empty pools a query prototype near 0, which stays near 0 instead of becoming a unit
+/// vector of arbitrary direction.
+fn unit(v: &[f64]) -> Vec<f64> {
+    let n = (v.iter().map(|a| a * a).sum::<f64>() + EPS).sqrt();
+    v.iter().map(|a| a / n).collect()
+}
+
+/// IQI by hand: P_t = unit(alpha unit(P_0) + (1 - alpha) unit(Q_t)) (`unit` with the guard), where Q_t pools the query
+/// features (f64, on the host) under the softmax of P_{t-1}'s low-resolution logits, row 0 the
+/// background; the result is the mean of the predictions weighted by `weights`.
+fn by_hand(x: &Inputs, case: &Case, alpha: f64, weights: &[f32]) -> Vec<f32> {
+    let [_, c, h, w] = case.dims;
+    let p0: Vec<f64> = values(x.initial.0.clone())
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let unit_p0: Vec<f64> = [unit(&p0[..c]), unit(&p0[c..])].concat();
+    let mut p = x.initial.clone();
+    let mut combined = vec![0.0f32; 2 * x.size[0] * x.size[1]];
+    let total: f32 = weights.iter().sum();
+    for (t, weight) in weights.iter().enumerate() {
+        for (out, prob) in combined.iter_mut().zip(plain(x, &p)) {
+            *out += weight / total * prob;
+        }
+        if t + 1 == weights.len() {
+            break;
+        }
+        let logits = values(x.metric.logits(x.query.clone(), &p));
+        let mut rows = vec![];
+        for region in 0..2 {
+            let soft: Vec<f64> = (0..h * w)
+                .map(|q| {
+                    let (bg, fg) = (logits[q] as f64, logits[h * w + q] as f64);
+                    let mine = if region == 0 { bg } else { fg };
+                    1.0 / (1.0 + (bg + fg - 2.0 * mine).exp())
+                })
+                .collect();
+            let area = soft.iter().sum::<f64>() + 1e-5;
+            let q: Vec<f64> = (0..c)
+                .map(|ch| {
+                    (0..h * w)
+                        .map(|i| soft[i] * case.query[ch * h * w + i] as f64)
+                        .sum::<f64>()
+                        / area
+                })
+                .collect();
+            let blend: Vec<f64> = unit_p0[region * c..(region + 1) * c]
+                .iter()
+                .zip(unit(&q))
+                .map(|(a, b)| alpha * a + (1.0 - alpha) * b)
+                .collect();
+            rows.extend(unit(&blend).into_iter().map(|v| v as f32));
+        }
+        p = Prototypes(tensor(rows, [2, c], &device()));
+    }
+    combined
+}
+
+proptest! {
+    #![proptest_config(common::cases(64))]
+
+    #[test]
+    fn alpha_one_is_plain_inference(case in case(), iterations in 1usize..4, uniform in any::<bool>()) {
+        // P_t = unit(P_0) for every t: the refinement keeps nothing of the query.
+        let x = inputs(&case);
+        let weighting = if uniform { IqiWeighting::Uniform } else { IqiWeighting::SupportScore };
+        let (p, scores) = run(&x, iterations, 1.0, weighting);
+        prop_assert_eq!(scores.len(), iterations + 1);
+        assert_close(&p, &plain(&x, &x.initial), 1e-5, "alpha = 1");
+    }
+
+    #[test]
+    fn iqi_matches_its_recomputation_by_hand(
+        case in case(),
+        iterations in 1usize..4,
+        alpha in 0.0f64..0.95,
+        uniform in any::<bool>(),
+    ) {
+        let x = inputs(&case);
+        let weighting = if uniform { IqiWeighting::Uniform } else { IqiWeighting::SupportScore };
+        let (p, scores) = run(&x, iterations, alpha, weighting);
+        prop_assert_eq!(scores.len(), iterations + 1);
+        prop_assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{:?}", scores);
+        if uniform {
+            prop_assert!(scores.iter().all(|&s| s == 1.0), "{:?}", scores);
+        } else {
+            // P_0's score is its support-recovery IoU. (Later scores come from prototypes that
+            // rounding can move across an argmax tie; they weight the mean below as reported.)
+            let recovered = support_recovery(x.support.clone(), &x.initial, &x.metric, x.size);
+            prop_assert_eq!(scores[0], foreground_iou(recovered, x.masks.clone()).unwrap());
+        }
+        let weights = if scores.iter().sum::<f32>() > 0.0 { scores.clone() } else { vec![1.0; scores.len()] };
+        let expect = by_hand(&x, &case, alpha, &weights);
+        assert_close(&p, &expect, 1e-4, &format!("T = {iterations}, alpha = {alpha}, {weighting:?}, scores {scores:?}"));
+    }
+}
+
+#[test]
+fn support_scores_all_zero_fall_back_to_uniform_weights() {
+    // Fidelity ignores the sign: the two shots' foreground pixels (1, 0) and (-1, 0) average to a
+    // zero foreground prototype, so the support recovery finds no foreground (IoU 0). The
+    // prediction must then weigh P_0.. uniformly, not divide by a zero sum (NaN).
+    let d = device();
+    let bg = [1.0, 0.2];
+    let pixels = |fg: [f32; 2]| {
+        let px = [fg, bg, bg, bg];
+        (0..2)
+            .flat_map(|ch| px.map(|p| p[ch]))
+            .collect::<Vec<f32>>()
+    };
+    let support = tensor(
+        [pixels([1.0, 0.0]), pixels([-1.0, 0.0])].concat(),
+        [2, 2, 2, 2],
+        &d,
+    );
+    let masks = tensor(
+        vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 255.0],
+        [2, 2, 2],
+        &d,
+    );
+    let initial =
+        masked_average_pool(support.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
+    let x = Inputs {
+        query: tensor(
+            vec![0.3, 0.9, 0.5, 0.1, 0.2, 0.4, 0.8, 0.6],
+            [1, 2, 2, 2],
+            &d,
+        ),
+        support,
+        masks,
+        initial,
+        metric: MetricConfig::default(),
+        size: [2, 2],
+    };
+    let (p, scores) = run(&x, 0, 0.5, IqiWeighting::SupportScore);
+    assert_eq!(scores, vec![0.0]);
+    assert_close(&p, &plain(&x, &x.initial), 1e-6, "all-zero support scores");
 }

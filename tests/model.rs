@@ -1,13 +1,23 @@
 //! The assembled model: ResNet-50's exact size, stride placement (v1 / v1.5), output strides,
-//! episode forward shapes and losses, and the freezing levers.
+//! episode forward shapes and losses, `forward()` recomputed from its parts (values and
+//! gradients), and the freezing levers.
 
 mod common;
 
 use burn::module::Module;
-use common::{device, values};
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+use burn::tensor::module::interpolate;
+use common::{assert_close, device, values};
 use srpnet::bench::synthetic_episode;
 use srpnet::model::backbone::{BackboneConfig, StrideVariant};
-use srpnet::model::{ModelConfig, Phase, Profile};
+use srpnet::model::iqi::iterative_query_inference;
+use srpnet::model::loss::segmentation_cross_entropy;
+use srpnet::model::panet::prototype_alignment_loss;
+use srpnet::model::prototype::{Prototypes, masked_average_pool};
+use srpnet::model::pyramid::bilinear_to;
+use srpnet::model::srp::{support_loss, support_recovery};
+use srpnet::model::{EpisodeTensors, ModelConfig, Phase, Profile, SrpNet};
 
 #[test]
 fn resnet50_has_the_torchvision_parameter_count() {
@@ -188,4 +198,201 @@ fn frozen_stages_get_no_gradient() {
             .is_some()
     );
     assert!(model.pyramid.reduce.weight.val().grad(&grads).is_some());
+}
+
+/// `forward()`'s pipeline, rebuilt from the public components.
+struct Parts {
+    query_features: Tensor<4>,
+    support_features: Tensor<4>,
+    prototypes: Prototypes,
+    query_low_res: Tensor<4>,
+    query_logits: Tensor<4>,
+    support_logits: Tensor<4>,
+}
+
+fn parts(model: &SrpNet, episode: &EpisodeTensors) -> Parts {
+    let config = &model.config;
+    let k = episode.shots();
+    let size = episode.image_size();
+    let support_features = model.features(episode.support_images.clone());
+    let query_features = model.features(episode.query_image.clone());
+    let prototypes = masked_average_pool(
+        support_features.clone(),
+        episode.support_masks.clone(),
+        config.pooling,
+    )
+    .unwrap();
+    assert_eq!(support_features.dims()[0], k);
+    let query_low_res = config.metric.logits(query_features.clone(), &prototypes);
+    Parts {
+        query_logits: interpolate(query_low_res.clone(), bilinear_to(size)),
+        support_logits: support_recovery(
+            support_features.clone(),
+            &prototypes,
+            &config.metric,
+            size,
+        ),
+        query_features,
+        support_features,
+        prototypes,
+        query_low_res,
+    }
+}
+
+fn tiny_model(device: &burn::tensor::Device, srp: f64, par: f64) -> SrpNet {
+    let mut config = ModelConfig::srpnet(Profile::Embedded);
+    config.backbone.base_width = 8;
+    config.pyramid.channels = 32;
+    // Running statistics: support and query features do not depend on their batch, so the parts
+    // can be computed image by image.
+    config.backbone.frozen_batch_norm = true;
+    config.srp.lambda = srp;
+    config.par.lambda = par;
+    config.init(device).unwrap()
+}
+
+#[test]
+fn training_forward_is_wired_from_its_parts() {
+    let d = device().autodiff();
+    d.seed(10);
+    let (srp, par) = (0.7, 0.4);
+    let model = tiny_model(&d, srp, par);
+    let episode = synthetic_episode(2, 33, &d).unwrap();
+    let out = model.forward(&episode, Phase::Train).unwrap();
+    let p = parts(&model, &episode);
+    let query_mask = episode.query_mask.clone().unwrap();
+    let tol = 1e-5;
+    assert_close(
+        &values(out.query_logits.clone()),
+        &values(p.query_logits.clone()),
+        tol,
+        "query logits",
+    );
+    assert_close(
+        &values(out.support_logits.clone()),
+        &values(p.support_logits.clone()),
+        tol,
+        "support logits",
+    );
+    assert_close(
+        &values(out.query_probabilities),
+        &values(softmax(p.query_logits.clone(), 1)),
+        tol,
+        "training probabilities",
+    );
+    let l_que = segmentation_cross_entropy(p.query_logits, query_mask);
+    let l_sup = support_loss(p.support_logits, episode.support_masks.clone());
+    let l_par = prototype_alignment_loss(
+        &model.config.metric,
+        p.query_features,
+        p.query_low_res,
+        p.support_features,
+        episode.support_masks.clone(),
+    )
+    .unwrap()
+    .expect("this episode predicts some foreground: PAR is computed");
+    let losses = out.losses.unwrap();
+    let scalar = |t: &Tensor<1>| values(t.clone());
+    assert_close(&scalar(&losses.query), &scalar(&l_que), tol, "L_que");
+    assert_close(
+        &scalar(&losses.support.clone().unwrap()),
+        &scalar(&l_sup),
+        tol,
+        "L_sup",
+    );
+    assert_close(
+        &scalar(&losses.alignment.unwrap()),
+        &scalar(&l_par),
+        tol,
+        "L_par",
+    );
+    let total = l_que + l_sup.clone().mul_scalar(srp) + l_par.mul_scalar(par);
+    assert_close(&scalar(&losses.total), &scalar(&total), tol, "total loss");
+
+    // Gradients: nothing in forward() is detached that the parts keep (the prototypes, the
+    // support features of the recovery path).
+    let gradient = |loss: Tensor<1>| {
+        let grads = loss.backward();
+        let mut g = values(model.pyramid.reduce.weight.val().grad(&grads).unwrap());
+        g.extend(values(
+            model.backbone.stem.conv.weight.val().grad(&grads).unwrap(),
+        ));
+        g
+    };
+    let ours = gradient(losses.support.unwrap());
+    let theirs = gradient(l_sup);
+    let scale = common::max_abs_diff(&theirs, &vec![0.0; theirs.len()]);
+    assert!(scale > 0.0);
+    assert_close(&ours, &theirs, 1e-4 * scale, "gradient of L_sup");
+}
+
+#[test]
+fn inference_forward_is_wired_from_its_parts() {
+    let d = device();
+    d.seed(11);
+    let model = tiny_model(&d, 1.0, 0.0);
+    assert!(model.config.iqi.iterations > 0);
+    let episode = synthetic_episode(2, 33, &d).unwrap();
+    let out = model.forward(&episode, Phase::Infer).unwrap();
+    let p = parts(&model, &episode);
+    let iqi = iterative_query_inference(
+        &model.config.iqi,
+        &model.config.metric,
+        p.query_features,
+        p.support_features,
+        episode.support_masks.clone(),
+        &p.prototypes,
+    )
+    .unwrap();
+    assert!(out.losses.is_none());
+    assert_close(
+        &values(out.query_logits),
+        &values(p.query_logits),
+        1e-5,
+        "query logits",
+    );
+    assert_close(
+        &values(out.support_logits),
+        &values(p.support_logits),
+        1e-5,
+        "support logits",
+    );
+    assert_close(
+        &values(out.query_probabilities),
+        &values(iqi.probabilities),
+        1e-5,
+        "IQI probabilities",
+    );
+    assert_eq!(out.iqi_scores, iqi.support_scores);
+}
+
+#[test]
+fn total_loss_weighs_each_term_by_its_lambda() {
+    let d = device().autodiff();
+    d.seed(12);
+    for (srp, par) in [(0.0, 1.0), (0.3, 0.0), (2.5, 0.6)] {
+        let model = tiny_model(&d, srp, par);
+        let episode = synthetic_episode(1, 33, &d).unwrap();
+        let losses = model
+            .forward(&episode, Phase::Train)
+            .unwrap()
+            .losses
+            .unwrap();
+        assert_eq!(losses.support.is_some(), srp > 0.0);
+        assert_eq!(
+            losses.alignment.is_some(),
+            par > 0.0,
+            "PAR computed iff its lambda > 0"
+        );
+        let term =
+            |t: Option<Tensor<1>>, lambda: f64| t.map_or(0.0, |t| values(t)[0] * lambda as f32);
+        let expect =
+            values(losses.query)[0] + term(losses.support, srp) + term(losses.alignment, par);
+        assert_close(
+            &values(losses.total),
+            &[expect],
+            1e-5,
+            &format!("lambda_sup {srp}, lambda_par {par}"),
+        );
+    }
 }

@@ -1,11 +1,13 @@
 //! Masked average pooling: the spatial mean for an all-ones mask, ignore pixels change nothing,
-//! K identical shots give the 1-shot prototype, empty masks give the typed error, and pooling at
-//! feature resolution with the transposed upsampling equals PANet's upsample-then-pool.
+//! K identical shots give the 1-shot prototype, the K-shot prototype is the mean of the per-shot
+//! means (not weighted by area), empty masks give the typed error, and pooling at feature
+//! resolution with the transposed upsampling equals PANet's upsample-then-pool.
 
 mod common;
 
 use burn::tensor::module::interpolate;
-use common::{device, max_abs_diff, noise, tensor, values};
+use common::{assert_close, device, max_abs_diff, noise, tensor, values};
+use proptest::prelude::*;
 use srpnet::model::ModelError;
 use srpnet::model::prototype::{
     MaskPooling, interpolation_matrix, masked_average_pool, transposed_bilinear,
@@ -286,4 +288,86 @@ fn transposed_bilinear_is_the_gradient_of_upsample_then_weight() {
         "{}",
         max_abs_diff(&autodiff, &ours)
     );
+}
+
+/// K shots of random features [K, C, h, w] and masks [K, h, w] at the feature resolution,
+/// with 0, 1 and 255 pixels; shot 0 has at least one foreground and one background pixel.
+fn shots() -> impl Strategy<Value = ([usize; 4], Vec<f32>, Vec<f32>)> {
+    (1usize..=5, 1usize..5, 2usize..6, 2usize..6).prop_flat_map(|(k, c, h, w)| {
+        let labels = prop::sample::select(vec![0.0f32, 1.0, 255.0]);
+        (
+            Just([k, c, h, w]),
+            prop::collection::vec(-1.0f32..1.0, k * c * h * w),
+            prop::collection::vec(labels, k * h * w).prop_map(|mut m| {
+                m[0] = 1.0;
+                m[1] = 0.0;
+                m
+            }),
+        )
+    })
+}
+
+/// MAP in f64 on the host: each shot's mean over its region, then the mean over the shots in
+/// which the region is not empty. Rows: background, foreground.
+fn pooled_by_hand([k, c, h, w]: [usize; 4], f: &[f32], m: &[f32]) -> Vec<f32> {
+    let mut out = vec![];
+    for label in [0.0, 1.0] {
+        let mut sum_of_means = vec![0.0f64; c];
+        let mut shots = 0;
+        for s in 0..k {
+            let pixels: Vec<usize> = (0..h * w).filter(|&p| m[s * h * w + p] == label).collect();
+            if pixels.is_empty() {
+                continue;
+            }
+            shots += 1;
+            for (ch, total) in sum_of_means.iter_mut().enumerate() {
+                let sum: f64 = pixels
+                    .iter()
+                    .map(|&p| f[(s * c + ch) * h * w + p] as f64)
+                    .sum();
+                *total += sum / pixels.len() as f64;
+            }
+        }
+        out.extend(sum_of_means.iter().map(|v| (v / shots as f64) as f32));
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(common::cases(128))]
+
+    #[test]
+    fn k_shot_prototypes_are_the_mean_of_per_shot_means((dims, f, m) in shots()) {
+        let d = device();
+        let [k, c, h, w] = dims;
+        let expect = pooled_by_hand(dims, &f, &m);
+        for pooling in BOTH {
+            let got = masked_average_pool(
+                tensor(f.clone(), [k, c, h, w], &d),
+                tensor(m.clone(), [k, h, w], &d),
+                pooling,
+            )
+            .unwrap();
+            assert_close(&values(got.0), &expect, 1e-5, &format!("{pooling:?}, K = {k}"));
+        }
+    }
+}
+
+#[test]
+fn k_shot_pooling_is_not_weighted_by_area() {
+    // One channel. Shot 1: a single foreground pixel of value 10; shot 2: three of value 2.
+    // Mean of the shot means: (10 + 2) / 2 = 6; weighting by area would give 16 / 4 = 4.
+    let d = device();
+    let f = vec![10.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0];
+    let m = vec![1.0, 0.0, 0.0, 255.0, 1.0, 1.0, 1.0, 0.0];
+    for pooling in BOTH {
+        let p = masked_average_pool(
+            tensor(f.clone(), [2, 1, 2, 2], &d),
+            tensor(m.clone(), [2, 2, 2], &d),
+            pooling,
+        )
+        .unwrap();
+        // Background: shot 1 mean 0 (two pixels), shot 2 mean 0 (one pixel) -> 0.
+        assert_close(&values(p.0), &[0.0, 6.0], 1e-5, &format!("{pooling:?}"));
+    }
 }

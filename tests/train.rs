@@ -1,6 +1,8 @@
 //! Training runs: the kill/resume guarantee (a child process killed mid-run and resumed ends
 //! with the same weights as an uninterrupted run), and the errors that protect a run folder.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
+use common::max_abs_diff;
 use srpnet::backend::BackendKind;
 use srpnet::data::synthetic::Synthetic5i;
 use srpnet::model::{ModelConfig, Profile};
@@ -114,11 +117,8 @@ fn a_killed_run_resumes_to_the_same_weights() {
     assert_eq!(checkpoint_step(&killed), Some(config.steps));
     let (a, b) = (weights(&straight, &config), weights(&killed, &config));
     assert_eq!(a.len(), b.len());
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    // NaN-aware: a NaN weight in either run fails here instead of vanishing in a max.
+    let diff = max_abs_diff(&a, &b);
     assert_eq!(
         diff, 0.0,
         "resumed weights differ from the uninterrupted run by {diff}"

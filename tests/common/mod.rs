@@ -33,10 +33,81 @@ pub fn noise(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+// ANCHOR: compare
+/// The largest `|a_i - b_i|`, for comparisons against a tolerance.
+///
+/// NaN-aware: a NaN or infinite value anywhere, or slices of different lengths, fail the test
+/// with the index and both values. (A fold with `f32::max` skips NaN: an all-NaN output would
+/// report a difference of 0 and pass.)
+#[track_caller]
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    worst_difference(a, b).1
+}
+
+/// Fails unless `actual` and `expected` agree within `tolerance` everywhere (and are finite);
+/// the message names `what`, the worst index and its two values.
+#[track_caller]
+pub fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {
+    let (i, diff) = worst_difference(actual, expected);
+    assert!(
+        diff <= tolerance,
+        "{what}: differs by {diff:e} > {tolerance:e} at index {i} ({} vs expected {})",
+        actual[i],
+        expected[i]
+    );
+}
+
+/// Fails, naming the index and value, if any value is NaN or infinite.
+#[track_caller]
+pub fn assert_finite(values: &[f32], what: &str) {
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        panic!("{what}: non-finite value {} at index {i}", values[i]);
+    }
+}
+
+/// (index, value) of the largest `|a_i - b_i|`; panics on NaN/inf or a length mismatch.
+#[track_caller]
+fn worst_difference(a: &[f32], b: &[f32]) -> (usize, f32) {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "compared slices differ in length ({} vs {})",
+        a.len(),
+        b.len()
+    );
+    let mut worst = (0, 0.0f32);
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            x.is_finite() && y.is_finite(),
+            "non-finite value at index {i}: {x} vs {y}"
+        );
+        let diff = (x - y).abs();
+        if diff > worst.1 {
+            worst = (i, diff);
+        }
+    }
+    worst
+}
+// ANCHOR_END: compare
+
+/// A proptest config with `default_cases` cases, unless `PROPTEST_CASES` asks for another count
+/// (`ProptestConfig::with_cases` alone would ignore the variable). The default counts keep
+/// `cargo test` fast; raise them once in a while: `PROPTEST_CASES=20000 cargo test --test ...`.
+pub fn cases(default_cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..Default::default()
+    }
+}
+
+/// A note the test harness does not capture (unlike `println!`/`eprintln!`, whose output only
+/// shows for failing tests): for skips that a reader of the test log must see.
+pub fn note(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

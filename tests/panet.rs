@@ -1,0 +1,87 @@
+//! PANet's prototype alignment regularisation (PAR) on a case small enough to compute by hand:
+//! prototypes pooled from the query under its predicted mask segment the support, and the loss is
+//! the cross-entropy over the support's labelled pixels (255 ignored).
+
+mod common;
+
+use common::{device, tensor, values};
+use srpnet::model::fidelity::{Metric, MetricConfig};
+use srpnet::model::panet::prototype_alignment_loss;
+
+/// `ln(1 + e^x)`: the cross-entropy of a two-class softmax whose wrong logit leads by `x`.
+fn softplus(x: f64) -> f64 {
+    x.exp().ln_1p()
+}
+
+#[test]
+fn alignment_loss_by_hand() {
+    let d = device();
+    // Query, 2 channels x 2x2 pixels: (1, 0), (0, 1), (0, 2), (3, 0).
+    let query = tensor(
+        vec![1.0, 0.0, 0.0, 3.0, 0.0, 1.0, 2.0, 0.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    // Query logits (background, foreground): foreground predicted at pixels 0 and 3, so the
+    // query prototypes are fg = mean((1, 0), (3, 0)) = (2, 0), bg = mean((0, 1), (0, 2)) = (0, 1.5).
+    let low_res = tensor(
+        vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    // Support pixels (1, 1), (2, 0), (0, 1), (1, 2), labelled ignore, fg, bg, fg.
+    let support = tensor(
+        vec![1.0, 2.0, 0.0, 1.0, 1.0, 0.0, 1.0, 2.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    let masks = tensor(vec![255.0, 1.0, 0.0, 1.0], [1, 2, 2], &d);
+    // Similarity to (bg, fg) = directions (e1, e0):
+    //   cosine:   (2, 0) -> (0, 1); (0, 1) -> (1, 0); (1, 2) -> (2/sqrt5, 1/sqrt5)
+    //   fidelity: the squares: (0, 1), (1, 0), (4/5, 1/5)
+    // Pixel 0 is ignored; pixels 1 and 2 are right by a margin of 20 x 1; pixel 3 (fg) is
+    // wrong by 20 x (bg - fg).
+    let s5 = 5f64.sqrt();
+    let cases = [
+        (Metric::Cosine, 2.0 / s5 - 1.0 / s5),
+        (Metric::Fidelity, 4.0 / 5.0 - 1.0 / 5.0),
+    ];
+    for (metric, margin) in cases {
+        let expect = (2.0 * softplus(-20.0) + softplus(20.0 * margin)) / 3.0;
+        let config = MetricConfig {
+            metric,
+            scale: 20.0,
+        };
+        let loss = prototype_alignment_loss(
+            &config,
+            query.clone(),
+            low_res.clone(),
+            support.clone(),
+            masks.clone(),
+        )
+        .unwrap()
+        .expect("foreground and background are both predicted");
+        let got = values(loss)[0] as f64;
+        assert!(
+            (got - expect).abs() < 1e-4 * expect,
+            "{metric:?}: PAR loss {got}, by hand {expect}"
+        );
+    }
+}
+
+#[test]
+fn no_predicted_foreground_skips_the_episode() {
+    let d = device();
+    let query = tensor(vec![1.0; 8], [1, 2, 2, 2], &d);
+    // Background wins everywhere.
+    let low_res = tensor(
+        vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    let support = tensor(vec![1.0; 8], [1, 2, 2, 2], &d);
+    let masks = tensor(vec![0.0, 1.0, 0.0, 1.0], [1, 2, 2], &d);
+    let loss =
+        prototype_alignment_loss(&MetricConfig::default(), query, low_res, support, masks).unwrap();
+    assert!(loss.is_none(), "an empty predicted foreground gave a loss");
+}
