@@ -27,8 +27,8 @@ use crate::weights::init::{
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub model: ModelConfig,
-    /// Where the backbone's weights start: ImageNet (the paper profile) or random (left out).
-    #[serde(skip_serializing_if = "BackboneInit::is_random")]
+    /// Where the backbone's weights start: ImageNet (the paper profile's `"fetched"`) or random
+    /// (`{}` or `weights = "random"`). Left out of a config file, the paper default applies.
     pub backbone: BackboneInit,
     pub data: DataConfig,
     pub fold: usize,
