@@ -97,6 +97,7 @@ impl Runner {
     /// metric ablation (`score_methods`: models that differ only in the metric).
     pub(super) fn fig_bound(&mut self, r: &Reproduction) -> Result<Vec<PathBuf>> {
         let evals = self.evaluations(r)?;
+        let seeds = self.trained_seeds(r, &self.budget(r)).to_vec();
         let series: Vec<BoundSeries> = r
             .methods
             .iter()
@@ -113,9 +114,10 @@ impl Runner {
         let mut written = draw_bound(
             &series,
             &format!(
-                "{}-shot, folds {:?}, every training seed, {}",
+                "{}-shot, folds {:?}, training seed(s) {:?}, {}",
                 r.shots[0],
                 r.folds,
+                seeds,
                 self.data.label()
             ),
             &self.caption(r),

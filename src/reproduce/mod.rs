@@ -246,7 +246,7 @@ impl Runner {
 
     /// The training seeds `r` uses: all of them for tables; figures draw the models of the first
     /// training seed only.
-    fn trained_seeds<'a>(&self, r: &Reproduction, budget: &'a Budget) -> &'a [u64] {
+    pub(super) fn trained_seeds<'a>(&self, r: &Reproduction, budget: &'a Budget) -> &'a [u64] {
         match r.kind {
             Kind::Table => &budget.train_seeds[..],
             _ => &budget.train_seeds[..1],
