@@ -93,6 +93,24 @@ fn list_names_every_id() {
     }
 }
 
+/// Every config file under `reproductions/` reads (ids outside `--list`, like `smoke`, too).
+#[test]
+fn every_reproduction_config_reads() {
+    let dir = srpnet::reproduce::configs_dir();
+    let mut read = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let id = path.file_stem().unwrap().to_string_lossy().to_string();
+            if let Err(e) = srpnet::reproduce::read(&id) {
+                panic!("{}: {e:#}", path.display());
+            }
+            read += 1;
+        }
+    }
+    assert!(read >= 7, "only {read} configs under {}", dir.display());
+}
+
 #[test]
 fn committed_results_parse_with_provenance_and_sane_values() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
