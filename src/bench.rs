@@ -207,12 +207,12 @@ pub fn run_case(case: &BenchCase, settings: &BenchSettings) -> Result<BenchResul
 // ANCHOR_END: run_case
 
 /// Resets the kernel's peak-RSS counter (Linux: writing 5 to clear_refs); a no-op elsewhere.
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident set size (VmHWM) in MiB, where the OS reports it.
-fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -2,6 +2,7 @@
 //! measured by running a few real training steps and inference episodes of the exact
 //! configuration (same weights, image size, data and backend) before anything is trained.
 
+use crate::bench::{peak_rss_mib, reset_peak_rss};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Instant;
@@ -99,7 +100,7 @@ pub fn measure(
         peak_rss_mib: None,
         setup_s: 0.0,
     };
-    let _ = std::fs::write("/proc/self/clear_refs", "5"); // reset the peak-RSS mark (Linux)
+    reset_peak_rss();
     for model in &plan.models {
         if measured.train_step_s.contains_key(&model.method) {
             continue;
@@ -244,14 +245,6 @@ fn next_episode<B: Benchmark + ?Sized>(
             ))
         })?
         .map_err(TrainError::from)
-}
-
-/// Peak resident set size (VmHWM) in MiB, where the OS reports it.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Median of a non-empty sample (the mean of the middle two for an even count).
