@@ -8,9 +8,7 @@ use std::fmt;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::GradientsParams;
 
 use crate::backend::BackendKind;
 use crate::data::{Benchmark, EpisodeSpec, Episodes, Split, Transform};
@@ -164,24 +162,9 @@ fn time_training(
     runs: usize,
 ) -> Result<Vec<f64>, TrainError> {
     let device = model.devices()[0].clone();
-    let mut optimizer = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: config.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(Some(WeightDecayConfig {
-            penalty: config.weight_decay as f32,
-        }))
-        .init();
-    let spec = EpisodeSpec {
-        fold: config.fold,
-        split: Split::Train,
-        shots: config.shots,
-        seed: config.seed,
-    };
+    let mut optimizer = config.optimizer().init();
     let transform = Transform::train(config.image_size, config.normalization);
-    let mut episodes = Episodes::new(bench, spec, transform);
+    let mut episodes = Episodes::new(bench, config.spec(), transform);
     let mut times = Vec::with_capacity(runs);
     while times.len() < runs {
         let started = Instant::now();

@@ -178,7 +178,21 @@ impl TrainConfig {
         self.learning_rate * self.lr_gamma.powi(decays as i32)
     }
 
-    fn spec(&self) -> EpisodeSpec {
+    /// SGD with the config's momentum and weight decay (the learning rate is given per step).
+    pub(crate) fn optimizer(&self) -> SgdConfig {
+        SgdConfig::new()
+            .with_momentum(Some(MomentumConfig {
+                momentum: self.momentum,
+                dampening: 0.0,
+                nesterov: false,
+            }))
+            .with_weight_decay(Some(WeightDecayConfig {
+                penalty: self.weight_decay as f32,
+            }))
+    }
+
+    /// The training episodes' stream: this fold's training classes, shots and seed.
+    pub(crate) fn spec(&self) -> EpisodeSpec {
         EpisodeSpec {
             fold: self.fold,
             split: Split::Train,
@@ -425,16 +439,7 @@ pub fn train(
         model = load_backbone_into(model, w, &device)?.0;
     }
     prepare_run_dir(config, run, options.resume)?;
-    let mut optimizer = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: config.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(Some(WeightDecayConfig {
-            penalty: config.weight_decay as f32,
-        }))
-        .init();
+    let mut optimizer = config.optimizer().init();
     let mut state = TrainState {
         step: 0,
         next_episode: 0,
