@@ -13,9 +13,10 @@ fn git(args: &[&str]) -> Option<String> {
 
 // ANCHOR: code_hash
 /// What trains a model: the model, the data and its episodes, the training loop, the backends,
-/// the config files' reader, and the locked dependency versions (Burn's kernels). Evaluation,
-/// tables and figures are left out: changing them needs no retraining.
-const TRAINING_SOURCES: [&str; 7] = [
+/// the config files' reader, the locked dependency versions (Burn's kernels), and our patch of
+/// Burn's convolution weight gradient (`vendor/`). Evaluation, tables and figures are left out:
+/// changing them needs no retraining.
+const TRAINING_SOURCES: [&str; 8] = [
     "src/model",
     "src/data",
     "src/train.rs",
@@ -23,6 +24,7 @@ const TRAINING_SOURCES: [&str; 7] = [
     "src/experiment.rs",
     "src/metrics.rs",
     "Cargo.lock",
+    "vendor",
 ];
 
 /// FNV-1a (64 bit) over every file's path and bytes, in sorted path order: the same sources
@@ -78,7 +80,7 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={file}");
     }
-    for path in ["src", "Cargo.toml", "Cargo.lock"] {
+    for path in ["src", "vendor", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={path}");
     }
 }
