@@ -17,7 +17,8 @@ use srpnet::reproduce::{Options, list, run, verify};
     version
 )]
 struct Cli {
-    /// Which table or figure (`--list` shows them), or `all`.
+    /// Which table or figure (`--list` shows them), `all`, or several ids separated by commas
+    /// (`table3,table4`): each model is then trained once for all of them.
     id: Option<String>,
     /// List the ids.
     #[arg(long)]

@@ -108,12 +108,13 @@ struct Runner {
 }
 
 // ANCHOR: run
-/// Runs `id` (or every id, for `all`) and returns the files written.
+/// Runs `id` (every id for `all`; several for a comma-separated list) and returns the files
+/// written. One invocation trains each model once, however many of its ids use it.
 pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
     let ids: Vec<String> = if id == "all" {
         ORDER.iter().map(|s| s.to_string()).collect()
     } else {
-        vec![id.to_string()]
+        id.split(',').map(|s| s.trim().to_string()).collect()
     };
     let repros: Vec<Reproduction> = ids.iter().map(|i| read(i)).collect::<Result<_>>()?;
     options.backend.device(false)?;
