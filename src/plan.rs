@@ -297,8 +297,9 @@ impl fmt::Display for Plan {
         writeln!(f, "plan: {}", self.title)?;
         writeln!(
             f,
-            "models to train ({}; method, fold, steps, shots, seed, weights):",
-            self.models.len()
+            "models ({} rows, {} distinct trainings; method, fold, steps, shots, seed, weights):",
+            self.models.len(),
+            self.models.iter().filter(|m| !m.shared).count()
         )?;
         for m in &self.models {
             let c = &m.config;

@@ -1,7 +1,8 @@
 //! The convolution gradients that training uses, checked against the definition of a
 //! convolution summed in f64 by plain loops. Burn's default weight gradient is replaced by an
 //! im2col + GEMM version (`vendor/burn-backend`, see the performance chapter); these tests hold
-//! for every kernel size, stride, dilation and padding the backbone uses, and for random ones.
+//! for every kernel size, stride, dilation and padding the backbone uses, and for random ones, on
+//! flex and on every other compiled backend that has a device (the patch serves them all).
 
 mod common;
 
@@ -10,6 +11,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::noise;
 use proptest::prelude::*;
+use srpnet::backend::{BackendKind, compiled_backends};
 
 #[derive(Debug, Clone, Copy)]
 struct Case {
@@ -88,16 +90,21 @@ fn worst_error(got: &[f32], want: &[f64]) -> Result<f64, String> {
     Ok(worst)
 }
 
-/// Runs the convolution through autodiff and compares output and both gradients with the loops.
+/// Runs the convolution through flex's autodiff and compares output and both gradients with
+/// the loops.
 fn check(c: Case, seed: u64) -> Result<(), String> {
-    let device = Device::flex().autodiff();
+    check_on(&Device::flex().autodiff(), c, seed)
+}
+
+/// [`check`] on `device` (an autodiff device).
+fn check_on(device: &Device, c: Case, seed: u64) -> Result<(), String> {
     let x = noise(seed, c.batch * c.c_in * c.size * c.size);
     let w = noise(seed + 1, c.c_out * c.c_in * c.kernel * c.kernel);
     let o = c.output();
     let g = noise(seed + 2, c.batch * c.c_out * o * o);
-    let xt = data(x.clone(), [c.batch, c.c_in, c.size, c.size], &device).require_grad();
-    let wt = data(w.clone(), [c.c_out, c.c_in, c.kernel, c.kernel], &device).require_grad();
-    let gt = data(g.clone(), [c.batch, c.c_out, o, o], &device);
+    let xt = data(x.clone(), [c.batch, c.c_in, c.size, c.size], device).require_grad();
+    let wt = data(w.clone(), [c.c_out, c.c_in, c.kernel, c.kernel], device).require_grad();
+    let gt = data(g.clone(), [c.batch, c.c_out, o, o], device);
     let options = ConvOptions::new([c.stride; 2], [c.padding; 2], [c.dilation; 2], 1);
     let y = conv2d(xt.clone(), wt.clone(), None, options);
     let grads = (y.clone() * gt).sum().backward();
@@ -130,8 +137,7 @@ fn check(c: Case, seed: u64) -> Result<(), String> {
 
 /// Every convolution shape of the backbone, scaled down: 1x1 (stride 1 and 2), 3x3 (plain,
 /// strided, dilated 2 and 4), the 7x7/2 stem.
-#[test]
-fn gradients_match_the_definition_for_every_backbone_shape() {
+fn backbone_shapes() -> Vec<Case> {
     let case = |c_in, c_out, size, kernel, stride, dilation| Case {
         batch: 2,
         c_in,
@@ -142,7 +148,7 @@ fn gradients_match_the_definition_for_every_backbone_shape() {
         dilation,
         padding: dilation * (kernel - 1) / 2,
     };
-    for (i, c) in [
+    vec![
         case(6, 5, 9, 1, 1, 1),
         case(6, 5, 9, 1, 2, 1),
         case(4, 3, 9, 3, 1, 1),
@@ -151,11 +157,56 @@ fn gradients_match_the_definition_for_every_backbone_shape() {
         case(4, 3, 13, 3, 1, 4),
         case(3, 4, 15, 7, 2, 1),
     ]
-    .into_iter()
-    .enumerate()
-    {
+}
+
+#[test]
+fn gradients_match_the_definition_for_every_backbone_shape() {
+    for (i, c) in backbone_shapes().into_iter().enumerate() {
         check(c, 100 * i as u64).unwrap();
     }
+}
+
+/// The same shapes on every other compiled backend that has a device (libtorch, wgpu, ...).
+/// Skipped, with a note, in the default build (flex only); a build with a second backend that
+/// compares nothing fails.
+#[test]
+fn gradients_match_the_definition_on_every_compiled_backend() {
+    let mut compared = 0;
+    let mut unavailable = vec![];
+    for backend in compiled_backends() {
+        if backend == BackendKind::Flex {
+            continue;
+        }
+        let device = match backend.device(true) {
+            Ok(d) => d,
+            Err(e) => {
+                common::note(&format!("{}: no device: {e}", backend.name()));
+                unavailable.push(format!("{}: {e}", backend.name()));
+                continue;
+            }
+        };
+        for (i, c) in backbone_shapes().into_iter().enumerate() {
+            if let Err(e) = check_on(&device, c, 100 * i as u64) {
+                panic!("{}: {e}", backend.name());
+            }
+        }
+        common::note(&format!(
+            "{}: output and both gradients match the definition",
+            backend.name()
+        ));
+        compared += 1;
+    }
+    if compared == 0 && unavailable.is_empty() {
+        common::note(
+            "skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)",
+        );
+        return;
+    }
+    assert!(
+        compared > 0,
+        "no backend was compared; compiled in but without a device: {}",
+        unavailable.join("; ")
+    );
 }
 
 proptest! {

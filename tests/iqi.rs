@@ -34,7 +34,7 @@ fn tiny(iterations: usize, weighting: IqiWeighting) -> ModelConfig {
 #[test]
 fn zero_iterations_equal_plain_inference() {
     let d = device();
-    d.seed(1);
+    let _rng = common::seed(&d, 1);
     let model = tiny(0, IqiWeighting::SupportScore).init(&d).unwrap();
     let episode = synthetic_episode(1, 33, &d).unwrap();
     let out = model.forward(&episode, Phase::Infer).unwrap();
@@ -79,7 +79,7 @@ fn zero_iterations_equal_plain_inference() {
 #[test]
 fn iqi_probabilities_stay_in_unit_interval_and_sum_to_one() {
     let d = device();
-    d.seed(2);
+    let _rng = common::seed(&d, 2);
     let base = tiny(0, IqiWeighting::Uniform).init(&d).unwrap();
     let episode = synthetic_episode(2, 33, &d).unwrap();
     let plain = values(

@@ -2,6 +2,8 @@
 //! skips it), ImageNet weights required and checked, and bad input stopped before anything is
 //! written. None of these tests needs the fetched weights.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -40,7 +42,7 @@ fn the_baseline_is_signed_and_srpnet_is_not() {
     }
     // The features themselves: the baseline's take both signs, SRPNet's none below zero.
     let device = device();
-    device.seed(7);
+    let _rng = common::seed(&device, 7);
     let image = Tensor::<4>::random(
         [1, 3, 65, 65],
         burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -96,7 +98,7 @@ fn logits(fg: &[bool], device: &Device) -> Tensor<4> {
 #[test]
 fn par_skips_only_an_empty_predicted_foreground_as_panet_does() {
     let device = device();
-    device.seed(3);
+    let _rng = common::seed(&device, 3);
     let features = |n| {
         Tensor::<4>::random(
             [n, 4, 3, 3],

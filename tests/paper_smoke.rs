@@ -6,6 +6,7 @@
 //! Cost on a 2-core CPU: ResNet-50 at 97-129 px instead of 417 (about 2-4 s a training step
 //! instead of 33 s).
 
+mod common;
 mod paper_fixture;
 
 use std::path::{Path, PathBuf};
@@ -59,7 +60,7 @@ fn the_imagenet_start_matters_on_real_pixels() {
         config.image_size = 129;
         config.backbone = init;
         let (config, weights) = config.resolved().unwrap();
-        device.seed(config.seed);
+        let _rng = common::seed(&device, config.seed);
         let mut model = config.model.init(&device).unwrap();
         if let Some(w) = &weights {
             model = load_backbone_into(model, w, &device).unwrap().0;
@@ -120,7 +121,7 @@ fn smoke_reproduction_trains_from_imagenet_on_real_pixels_and_records_the_weight
     eprintln!("{text}{}", String::from_utf8_lossy(&plan.stderr));
     assert!(plan.status.success());
     for expected in [
-        "models to train (2",
+        "models (2 rows, 2 distinct trainings",
         "evaluations",
         "timed",
         "projection:",

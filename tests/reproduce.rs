@@ -162,6 +162,78 @@ fn committed_results_parse_with_provenance_and_sane_values() {
     }
 }
 
+/// What issue 11 asks of every committed table: made by `--fresh` at a clean commit, with the
+/// machine, date and budget in its header; every method, fold and K trained with at least three
+/// training seeds, each evaluated on the same evaluation seeds; its paired differences beside it.
+#[test]
+fn committed_tables_are_fresh_multi_seed_and_carry_their_differences() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
+    for csv in result_csvs(&dir) {
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let header = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                .unwrap_or_else(|| panic!("{}: no `{key}` in the header", csv.display()))
+                .to_string()
+        };
+        assert!(
+            header("models").contains("--fresh"),
+            "{}: not made by --fresh",
+            csv.display()
+        );
+        assert!(
+            !header("git commit").ends_with("-dirty"),
+            "{}: made from uncommitted code",
+            csv.display()
+        );
+        for key in [
+            "code hash",
+            "cpu",
+            "threads",
+            "date",
+            "image size",
+            "iqi",
+            "training seeds",
+        ] {
+            header(key);
+        }
+        let (_, _, rows) = parse(&csv);
+        let mut seeds: std::collections::BTreeMap<(String, String, String), BTreeSet<String>> =
+            Default::default();
+        let mut evals: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+        for r in &rows {
+            seeds
+                .entry((r[0].clone(), r[1].clone(), r[2].clone()))
+                .or_default()
+                .insert(r[3].clone());
+            evals
+                .entry(format!("{} {} {} {}", r[0], r[1], r[2], r[3]))
+                .or_default()
+                .insert(r[4].clone());
+        }
+        for (cell, s) in &seeds {
+            assert!(
+                s.len() >= 3,
+                "{}: {cell:?} has training seeds {s:?} (at least 3)",
+                csv.display()
+            );
+        }
+        let first = evals.values().next().unwrap();
+        assert!(
+            evals.values().all(|e| e == first),
+            "{}: not every model is evaluated on the same evaluation seeds",
+            csv.display()
+        );
+        let differences = csv.with_extension("differences.csv");
+        let (_, columns, diffs) = parse(&differences);
+        assert!(
+            !diffs.is_empty() && columns.iter().any(|c| c == "verdict"),
+            "{}: no paired differences with verdicts",
+            differences.display()
+        );
+    }
+}
+
 /// The smoke budget: 2 training steps, 2 training seeds, 2 episodes of one evaluation seed.
 const SMOKE: [&str; 9] = [
     "--quiet",
@@ -444,6 +516,22 @@ fn bad_input_fails_with_a_message() {
     let out = reproduce().arg("table9").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
+
+    // An unknown id in a list stops the whole list before anything trains, naming the id.
+    let listed = std::env::temp_dir().join(format!("srpnet-list-{}", std::process::id()));
+    let out = reproduce()
+        .args(["table1,table9", "--quiet", "--out"])
+        .arg(&listed)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("table9") && err.contains("--list"), "{err}");
+    assert!(
+        !listed.exists(),
+        "an unknown id in a list wrote {}",
+        listed.display()
+    );
 
     // A data root without the benchmark.
     let empty = std::env::temp_dir().join(format!("srpnet-empty-root-{}", std::process::id()));

@@ -7,6 +7,20 @@ pub fn device() -> Device {
     Device::flex()
 }
 
+/// Seeds `device`'s random numbers and returns a guard to hold while the test draws them
+/// (model initialisation, `Tensor::random`). Burn's flex keeps one RNG per process (`SEED` in
+/// `burn-flex`), and the test harness runs a file's tests in parallel threads: two tests that
+/// seed and draw at once interleave their draws, so a model would differ from run to run (the
+/// backend parity test saw a stem gradient differ by 3e-3 instead of 1e-5 that way). The lock is
+/// not reentrant: drop the guard before seeding again in the same test.
+pub fn seed(device: &Device, seed: u64) -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding the guard leaves the lock poisoned, not the RNG.
+    let guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    guard
+}
+
 pub fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
