@@ -40,6 +40,24 @@ fn resnet50_has_the_torchvision_parameter_count() {
     }
 }
 
+/// The embedded profile's backbone: one bottleneck per stage at width 16, so its stages output
+/// 64, 128, 256 and 512 channels (what the model chapter and every embedded result describe).
+#[test]
+fn the_small_backbone_has_one_narrow_block_per_stage() {
+    let d = device();
+    let _rng = common::seed(&d, 0);
+    let b = BackboneConfig::small().init(&d).unwrap();
+    let blocks = [b.layer1.len(), b.layer2.len(), b.layer3.len(), b.layer4.len()];
+    assert_eq!(blocks, [1, 1, 1, 1]);
+    let x = burn::tensor::Tensor::<4>::zeros([1, 3, 33, 33], &d);
+    let channels: Vec<usize> = b
+        .forward(x, &[1, 2, 3, 4])
+        .iter()
+        .map(|o| o.dims()[1])
+        .collect();
+    assert_eq!(channels, [64, 128, 256, 512]);
+}
+
 #[test]
 fn stride_sits_on_the_1x1_in_v1_and_on_the_3x3_in_v1_5() {
     let d = device();
