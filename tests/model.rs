@@ -47,7 +47,12 @@ fn the_small_backbone_has_one_narrow_block_per_stage() {
     let d = device();
     let _rng = common::seed(&d, 0);
     let b = BackboneConfig::small().init(&d).unwrap();
-    let blocks = [b.layer1.len(), b.layer2.len(), b.layer3.len(), b.layer4.len()];
+    let blocks = [
+        b.layer1.len(),
+        b.layer2.len(),
+        b.layer3.len(),
+        b.layer4.len(),
+    ];
     assert_eq!(blocks, [1, 1, 1, 1]);
     let x = burn::tensor::Tensor::<4>::zeros([1, 3, 33, 33], &d);
     let channels: Vec<usize> = b
@@ -56,6 +61,31 @@ fn the_small_backbone_has_one_narrow_block_per_stage() {
         .map(|o| o.dims()[1])
         .collect();
     assert_eq!(channels, [64, 128, 256, 512]);
+}
+
+/// Output stride 8 as torchvision's `replace_stride_with_dilation`: layer3 and layer4 keep
+/// stride 1 and dilate their 3x3s instead; the first block of a stage keeps the previous
+/// dilation, the others take the stage's (2 in layer3, 4 in layer4), padding = dilation.
+#[test]
+fn output_stride_8_dilates_layer3_by_2_and_layer4_by_4() {
+    let d = device();
+    let _rng = common::seed(&d, 0);
+    let b = BackboneConfig {
+        blocks: [1, 1, 2, 2],
+        output_stride: 8,
+        ..BackboneConfig::small()
+    }
+    .init(&d)
+    .unwrap();
+    let dilations =
+        |layer: &[srpnet::model::backbone::Bottleneck]| -> Vec<([usize; 2], [usize; 2])> {
+            layer
+                .iter()
+                .map(|block| (block.conv2.dilation, block.conv2.stride))
+                .collect()
+        };
+    assert_eq!(dilations(&b.layer3), [([1, 1], [1, 1]), ([2, 2], [1, 1])]);
+    assert_eq!(dilations(&b.layer4), [([2, 2], [1, 1]), ([4, 4], [1, 1])]);
 }
 
 #[test]

@@ -566,3 +566,23 @@ fn bad_input_fails_with_a_message() {
     let _ = std::fs::remove_dir_all(&empty);
     let _ = std::fs::remove_dir_all(&out_dir);
 }
+
+/// Method names are free text ("PANet, final ReLU", "T = 3, alpha = 0.25"): the results CSVs
+/// quote them, so every row keeps its nine fields (an unquoted comma once shifted them).
+#[test]
+fn method_names_with_commas_and_quotes_survive_the_csv() {
+    for name in [
+        "PANet",
+        "PANet, final ReLU",
+        "T = 3, alpha = 0.25",
+        "a \"quoted\", name",
+    ] {
+        let line = format!("{},0,1\n", srpnet::reproduce::csv_field(name));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(record.len(), 3, "{line}");
+        assert_eq!(&record[0], name);
+    }
+}

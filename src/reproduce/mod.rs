@@ -37,8 +37,8 @@ pub use config::{
     has_embedded_stand_in, list, merge, read,
 };
 pub use tables::{
-    ReferenceNumber, cpu_model, differences_csv, read_reference_numbers, table_csv, table_markdown,
-    utc_date,
+    ReferenceNumber, cpu_model, csv_field, differences_csv, read_reference_numbers, table_csv,
+    table_markdown, utc_date,
 };
 pub use verify::{Check, compare, report};
 

@@ -222,7 +222,14 @@ pub fn table_csv(evals: &[Evaluation], provenance: &Provenance) -> String {
                 .count();
             text += &format!(
                 "{},{},{},{},{},{:.6},{:.6},{:.6},{episodes}\n",
-                e.method, e.fold, e.shots, e.train_seed, s.seed, s.miou, s.fb_iou, s.support_miou
+                csv_field(&e.method),
+                e.fold,
+                e.shots,
+                e.train_seed,
+                s.seed,
+                s.miou,
+                s.fb_iou,
+                s.support_miou
             );
         }
     }
@@ -236,8 +243,8 @@ pub fn differences_csv(diffs: &[Difference], provenance: &Provenance) -> String 
     for d in diffs {
         text += &format!(
             "{},{},{},{},{:.6},{:.6},{:.6},{}\n",
-            d.method,
-            d.reference,
+            csv_field(&d.method),
+            csv_field(&d.reference),
             d.shots,
             d.metric,
             d.interval.estimate,
@@ -249,6 +256,16 @@ pub fn differences_csv(diffs: &[Difference], provenance: &Provenance) -> String 
     text
 }
 // ANCHOR_END: outputs
+
+/// A CSV field as RFC 4180 writes it: quoted when it holds a comma, a quote or a line break
+/// (method names like "PANet, final ReLU" do), with inner quotes doubled.
+pub fn csv_field(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\"")).into()
+    } else {
+        text.into()
+    }
+}
 
 /// `28.9 ± 1.2` (points); `28.9 ± –` when one training seed gives no spread.
 fn cell(values: &[f64]) -> String {
