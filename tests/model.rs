@@ -88,6 +88,36 @@ fn output_stride_8_dilates_layer3_by_2_and_layer4_by_4() {
     assert_eq!(dilations(&b.layer4), [([2, 2], [1, 1]), ([4, 4], [1, 1])]);
 }
 
+/// A bottleneck recomputed from its parts: relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) +
+/// shortcut(x)), the shortcut a projection (conv + bn) where the shape changes, else x itself.
+#[test]
+fn a_bottleneck_adds_its_shortcut_before_the_last_relu() {
+    use burn::tensor::activation::relu;
+    let d = device();
+    let _rng = common::seed(&d, 0);
+    let b = BackboneConfig {
+        blocks: [2, 1, 1, 1],
+        ..BackboneConfig::small()
+    }
+    .init(&d)
+    .unwrap();
+    // layer1[0]: 16 -> 64 channels, a projection; layer1[1]: 64 -> 64, the identity.
+    for (block, c_in, projected) in [(&b.layer1[0], 16, true), (&b.layer1[1], 64, false)] {
+        assert_eq!(block.downsample.is_some(), projected);
+        let x = common::tensor(common::noise(c_in as u64, c_in * 81), [1, c_in, 9, 9], &d);
+        let shortcut = match &block.downsample {
+            Some(p) => p.bn.forward(p.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = relu(block.bn1.forward(block.conv1.forward(x.clone())));
+        let out = relu(block.bn2.forward(block.conv2.forward(out)));
+        let out = block.bn3.forward(block.conv3.forward(out));
+        let expected = values(relu(out + shortcut));
+        let got = values(block.forward(x));
+        assert_close(&got, &expected, 1e-6, "bottleneck forward");
+    }
+}
+
 #[test]
 fn stride_sits_on_the_1x1_in_v1_and_on_the_3x3_in_v1_5() {
     let d = device();
