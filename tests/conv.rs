@@ -11,7 +11,6 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::noise;
 use proptest::prelude::*;
-use srpnet::backend::{BackendKind, compiled_backends};
 
 #[derive(Debug, Clone, Copy)]
 struct Case {
@@ -171,20 +170,7 @@ fn gradients_match_the_definition_for_every_backbone_shape() {
 /// compares nothing fails.
 #[test]
 fn gradients_match_the_definition_on_every_compiled_backend() {
-    let mut compared = 0;
-    let mut unavailable = vec![];
-    for backend in compiled_backends() {
-        if backend == BackendKind::Flex {
-            continue;
-        }
-        let device = match backend.device(true) {
-            Ok(d) => d,
-            Err(e) => {
-                common::note(&format!("{}: no device: {e}", backend.name()));
-                unavailable.push(format!("{}: {e}", backend.name()));
-                continue;
-            }
-        };
+    common::on_every_second_backend(true, |backend, device| {
         for (i, c) in backbone_shapes().into_iter().enumerate() {
             if let Err(e) = check_on(&device, c, 100 * i as u64) {
                 panic!("{}: {e}", backend.name());
@@ -194,19 +180,7 @@ fn gradients_match_the_definition_on_every_compiled_backend() {
             "{}: output and both gradients match the definition",
             backend.name()
         ));
-        compared += 1;
-    }
-    if compared == 0 && unavailable.is_empty() {
-        common::note(
-            "skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)",
-        );
-        return;
-    }
-    assert!(
-        compared > 0,
-        "no backend was compared; compiled in but without a device: {}",
-        unavailable.join("; ")
-    );
+    });
 }
 
 proptest! {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use burn::tensor::{Device, Tensor, TensorData};
+use srpnet::backend::{BackendKind, compiled_backends};
 
 pub fn device() -> Device {
     Device::flex()
@@ -124,4 +125,38 @@ pub fn cases(default_cases: u32) -> proptest::test_runner::Config {
 pub fn note(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// Runs `check` on every compiled backend other than flex that opens a device (an autodiff
+/// device when `autodiff`). Where flex is the only backend, says so on stderr and returns; where
+/// others are compiled in but none opened a device, fails: a build made to be compared with
+/// flex that compared nothing is not a pass.
+pub fn on_every_second_backend(autodiff: bool, mut check: impl FnMut(BackendKind, Device)) {
+    let others: Vec<BackendKind> = compiled_backends()
+        .into_iter()
+        .filter(|b| *b != BackendKind::Flex)
+        .collect();
+    if others.is_empty() {
+        note("skipped: only flex is compiled in (build with --features wgpu, vulkan, tch or cuda)");
+        return;
+    }
+    let mut compared = 0;
+    let mut unavailable = vec![];
+    for backend in others {
+        match backend.device(autodiff) {
+            Ok(device) => {
+                check(backend, device);
+                compared += 1;
+            }
+            Err(e) => {
+                note(&format!("{}: no device: {e}", backend.name()));
+                unavailable.push(format!("{}: {e}", backend.name()));
+            }
+        }
+    }
+    assert!(
+        compared > 0,
+        "no backend was compared with flex; compiled in but without a device: {}",
+        unavailable.join("; ")
+    );
 }
