@@ -44,7 +44,7 @@ impl EvalProtocol {
 }
 // ANCHOR_END: protocol
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalSettings {
     pub fold: usize,
     pub shots: usize,
@@ -55,7 +55,7 @@ pub struct EvalSettings {
 }
 
 /// One episode's record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpisodeRecord {
     pub seed: u64,
     pub index: u64,
@@ -68,7 +68,7 @@ pub struct EpisodeRecord {
     pub background: Counts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeedResult {
     pub seed: u64,
     pub miou: f64,
@@ -80,7 +80,7 @@ pub struct SeedResult {
     pub class_iou: BTreeMap<u8, f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     pub benchmark: String,
     pub fold: usize,

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The label of "not labelled" pixels in a ground-truth mask.
 pub const IGNORE: u8 = 255;
 
 /// True positives, false positives and false negatives of one region.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub tp: u64,
     pub fp: u64,

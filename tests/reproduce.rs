@@ -247,6 +247,54 @@ const SMOKE: [&str; 9] = [
     "7",
 ];
 
+/// The rows of a smoke run of table 1 with `--jobs jobs`, its differences, and its header.
+fn smoke_table1(jobs: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>, String) {
+    let out_dir = std::env::temp_dir().join(format!("srpnet-jobs{jobs}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = reproduce()
+        .arg("table1")
+        .args(SMOKE)
+        .args(["--jobs", jobs, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out_dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("jobs-"))
+        .collect();
+    assert!(leftovers.is_empty(), "job files left behind: {leftovers:?}");
+    let csv = out_dir.join("table1.synthetic-5i.csv");
+    let (_, _, rows) = parse(&csv);
+    let (_, _, differences) = parse(&csv.with_extension("differences.csv"));
+    let header = std::fs::read_to_string(&csv).unwrap();
+    let _ = std::fs::remove_dir_all(&out_dir);
+    (rows, differences, header)
+}
+
+#[test]
+fn worker_processes_change_nothing_but_the_wall_time() {
+    let (rows, differences, header) = smoke_table1("1");
+    assert!(header.contains("# processes: 1 (this process)"), "{header}");
+    let (rows3, differences3, header3) = smoke_table1("3");
+    assert!(
+        header3.contains("# processes: 3 worker processes (--jobs)"),
+        "{header3}"
+    );
+    assert_eq!(
+        rows.len(),
+        2 * 4 * 2 * 2,
+        "methods x folds x training seeds x shots"
+    );
+    assert_eq!(rows, rows3, "table 1 with 3 workers differs from 1 process");
+    assert_eq!(differences, differences3);
+}
+
 #[test]
 fn a_smoke_run_writes_files_of_the_committed_shape() {
     let out_dir = std::env::temp_dir().join(format!("srpnet-smoke-{}", std::process::id()));

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use srpnet::backend::BackendKind;
 use srpnet::model::Profile;
-use srpnet::reproduce::{Options, list, run, verify};
+use srpnet::reproduce::{Options, default_jobs, list, run, verify, worker};
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +70,13 @@ struct Cli {
     /// memory measured on a few real steps of the exact configuration; train nothing.
     #[arg(long)]
     plan: bool,
+    /// Child processes that train and evaluate side by side; default one per core on the CPU
+    /// backends, 1 on a GPU. The results are the same for any number.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    jobs: Option<usize>,
+    /// Internal: run as one of those child processes, on the job file the parent wrote.
+    #[arg(long, hide = true)]
+    worker: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +93,10 @@ fn main() -> ExitCode {
 
 /// `Ok(false)`: a verification failed (the report says which cell).
 fn main_result(cli: Cli) -> Result<bool> {
+    if let Some(job) = &cli.worker {
+        worker(job)?;
+        return Ok(true);
+    }
     if cli.list || cli.id.is_none() {
         for (id, title) in list()? {
             println!("{id:<10} {title}");
@@ -108,6 +119,7 @@ fn main_result(cli: Cli) -> Result<bool> {
         fresh: cli.fresh,
         weights: cli.weights,
         plan: cli.plan,
+        jobs: cli.jobs.unwrap_or_else(|| default_jobs(cli.backend)),
     };
     if cli.verify {
         let committed = cli

@@ -63,7 +63,8 @@ impl Runner {
     }
 }
 
-fn done_steps(dir: &RunDir) -> u64 {
+/// Steps the checkpoint in `dir` has done (0 without one).
+pub(super) fn done_steps(dir: &RunDir) -> u64 {
     dir.latest_checkpoint()
         .and_then(|c| std::fs::read_to_string(c.join("state.json")).ok())
         .and_then(|t| serde_json::from_str::<crate::train::TrainState>(&t).ok())

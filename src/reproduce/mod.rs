@@ -16,6 +16,7 @@ mod scale;
 mod tables;
 mod training;
 mod verify;
+mod workers;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use crate::data::Split;
 use crate::eval::{EvalReport, EvalSettings, evaluate};
 use crate::experiment::{BenchmarkName, DataConfig};
 use crate::model::Profile;
+use crate::train::TrainConfig;
 
 pub use cache::{cache_key, fnv1a};
 pub use compare::{BOOTSTRAP_SEED, Difference, REPLICATES};
@@ -41,6 +43,7 @@ pub use tables::{
     table_markdown, utc_date,
 };
 pub use verify::{Check, compare, report};
+pub use workers::{default_jobs, worker};
 
 /// Command-line choices that override a reproduction's file.
 #[derive(Debug, Clone)]
@@ -66,6 +69,8 @@ pub struct Options {
     pub weights: Option<String>,
     /// Print the plan and a measured projection of its cost, and train nothing.
     pub plan: bool,
+    /// Child processes that train and evaluate (`--jobs`); 1 does everything in this process.
+    pub jobs: usize,
 }
 
 /// Where things go for one invocation.
@@ -105,6 +110,10 @@ struct Runner {
     started: Instant,
     /// With `--fresh`: the runs already retrained by this invocation.
     fresh: RefCell<HashSet<PathBuf>>,
+    /// Evaluations done by the `--jobs` workers.
+    evaluated: workers::Evaluated,
+    /// How the work ran, for the provenance: worker processes and the threads each had.
+    processes: String,
 }
 
 // ANCHOR: run
@@ -161,6 +170,8 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         bar: indicatif::ProgressBar::hidden(),
         started: Instant::now(),
         fresh: RefCell::new(HashSet::new()),
+        evaluated: Default::default(),
+        processes: "1 (this process)".into(),
         options,
     };
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
@@ -185,6 +196,15 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
     );
     for r in &repros {
         ctx.data = ctx.data_config(r);
+        if ctx.is_long(r)? {
+            // A long run shows what it will cost before it spends it.
+            let projection = ctx.projection(r)?;
+            ctx.bar.suspend(|| print!("{projection}"));
+        }
+    }
+    ctx.run_workers(&repros)?;
+    for r in &repros {
+        ctx.data = ctx.data_config(r);
         let header = format!(
             "reproduce {}: {} on {} ({} profile, backend {}){}",
             r.id,
@@ -199,11 +219,6 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
             }
         );
         ctx.bar.suspend(|| println!("{header}"));
-        if ctx.is_long(r)? {
-            // A long run shows what it will cost before it spends it.
-            let projection = ctx.projection(r)?;
-            ctx.bar.suspend(|| print!("{projection}"));
-        }
         written.extend(ctx.reproduce(r)?);
     }
     ctx.bar.finish_and_clear();
@@ -291,7 +306,20 @@ impl Runner {
         }
     }
 
-    /// Evaluates every (method, fold, training seed, shots) of `r` on the same test episodes.
+    /// The evaluation settings of `shots`-shot episodes for a model trained with `config`.
+    fn eval_settings(&self, budget: &Budget, config: &TrainConfig, shots: usize) -> EvalSettings {
+        EvalSettings {
+            fold: config.fold,
+            shots,
+            episodes: budget.eval_episodes,
+            seeds: budget.eval_seeds.clone(),
+            image_size: config.image_size,
+            normalization: config.normalization,
+        }
+    }
+
+    /// Evaluates every (method, fold, training seed, shots) of `r` on the same test episodes
+    /// (or takes the evaluation a `--jobs` worker did).
     fn evaluations(&self, r: &Reproduction) -> Result<Vec<Evaluation>> {
         let budget = self.budget(r);
         let seeds = self.trained_seeds(r, &budget);
@@ -302,23 +330,32 @@ impl Runner {
                 .iter()
                 .flat_map(|f| seeds.iter().map(move |s| (f, s)))
             {
-                let (model, config, dir) = self.trained_seed(r, method, fold, train_seed)?;
-                let bench = config.data.open(config.image_size, &[Split::Test])?;
+                let config = self.train_config(r, method, fold, train_seed)?;
+                let dir = self.run_dir(&config);
+                let eval_model = merge(&config.model, &method.eval)?;
+                let mut loaded = None;
                 for &shots in &r.shots {
-                    self.bar.set_message(format!(
-                        "eval {} fold {fold} seed {train_seed} {shots}-shot",
-                        method.name
-                    ));
-                    let settings = EvalSettings {
-                        fold,
-                        shots,
-                        episodes: budget.eval_episodes,
-                        seeds: budget.eval_seeds.clone(),
-                        image_size: config.image_size,
-                        normalization: config.normalization,
+                    let settings = self.eval_settings(&budget, &config, shots);
+                    let task = workers::EvalTask {
+                        model: eval_model.clone(),
+                        settings: settings.clone(),
                     };
-                    let report =
-                        evaluate(&model, bench.as_ref(), &settings, |_, _| self.bar.inc(1))?;
+                    let report = match self.evaluated.get(&task.key(&dir.root)) {
+                        Some(report) => report.clone(),
+                        None => {
+                            if loaded.is_none() {
+                                let model = self.trained_seed(r, method, fold, train_seed)?.0;
+                                let bench = config.data.open(config.image_size, &[Split::Test])?;
+                                loaded = Some((model, bench));
+                            }
+                            let (model, bench) = loaded.as_ref().expect("loaded above");
+                            self.bar.set_message(format!(
+                                "eval {} fold {fold} seed {train_seed} {shots}-shot",
+                                method.name
+                            ));
+                            evaluate(model, bench.as_ref(), &settings, |_, _| self.bar.inc(1))?
+                        }
+                    };
                     out.push(Evaluation {
                         method: method.name.clone(),
                         fold,

@@ -31,6 +31,7 @@ impl Runner {
             .push("code hash", code_hash())
             .push("cpu", cpu_model())
             .push("threads", threads())
+            .push("processes", self.processes.clone())
             .push(
                 "reproduction",
                 format!("{} ({} protocol): {}", r.id, protocol_name(r), r.title),

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::Runner;
 use super::config::{MethodPreset, MethodSpec, Reproduction, merge};
+use crate::backend::BackendKind;
 use crate::commands::Method;
 use crate::data::Split;
 use crate::model::SrpNet;
@@ -79,42 +80,21 @@ impl Runner {
     ) -> Result<(SrpNet, TrainConfig, RunDir)> {
         let config = self.train_config(r, method, fold, train_seed)?;
         let dir = self.run_dir(&config);
-        let done = self.done_steps(&dir);
-        if done < config.steps {
+        if self.done_steps(&dir) < config.steps {
             self.prepare_run(&config, &dir)?;
             self.bar.set_message(format!(
                 "train {} fold {fold} seed {train_seed}",
                 method.name
             ));
-            let bench = config.data.open(config.image_size, &[Split::Train])?;
-            let interrupt = AtomicBool::new(false);
             let tick = || self.bar.inc(1);
-            train(
-                &config,
-                &dir,
-                bench.as_ref(),
-                &TrainOptions {
-                    backend: self.options.backend,
-                    resume: dir.latest_checkpoint().is_some(),
-                    progress: false,
-                    interrupt: &interrupt,
-                    on_step: Some(&tick),
-                },
-            )
-            .with_context(|| {
+            train_run(&config, &dir, self.options.backend, &tick).with_context(|| {
                 format!(
-                    "training {} on fold {fold}, training seed {train_seed}, in {}",
-                    method.name,
-                    dir.root.display()
+                    "training {} on fold {fold}, training seed {train_seed}",
+                    method.name
                 )
             })?;
         }
-        let device = self.options.backend.device(false)?;
-        let model = config.model.init(&device)?;
-        let checkpoint = dir
-            .latest_checkpoint()
-            .context("a finished run has a checkpoint")?;
-        let (model, _) = load_checkpoint(&checkpoint, model)?;
+        let model = load_run(&config, &dir, self.options.backend)?;
         let eval_config = merge(&config.model, &method.eval)
             .with_context(|| format!("{}: the `eval` overrides of {:?}", r.id, method.name))?;
         Ok((
@@ -126,4 +106,40 @@ impl Runner {
             dir,
         ))
     }
+}
+
+/// Trains `config` into `dir` (resuming from its checkpoint if there is one); `tick` after
+/// every step. The serial path and the `--jobs` workers both train through here.
+pub(super) fn train_run(
+    config: &TrainConfig,
+    dir: &RunDir,
+    backend: BackendKind,
+    tick: &dyn Fn(),
+) -> Result<()> {
+    let bench = config.data.open(config.image_size, &[Split::Train])?;
+    let interrupt = AtomicBool::new(false);
+    train(
+        config,
+        dir,
+        bench.as_ref(),
+        &TrainOptions {
+            backend,
+            resume: dir.latest_checkpoint().is_some(),
+            progress: false,
+            interrupt: &interrupt,
+            on_step: Some(tick),
+        },
+    )
+    .with_context(|| format!("training in {}", dir.root.display()))?;
+    Ok(())
+}
+
+/// The trained model of a finished run, on `backend`'s device.
+pub(super) fn load_run(config: &TrainConfig, dir: &RunDir, backend: BackendKind) -> Result<SrpNet> {
+    let device = backend.device(false)?;
+    let model = config.model.init(&device)?;
+    let checkpoint = dir
+        .latest_checkpoint()
+        .with_context(|| format!("{} has no checkpoint", dir.root.display()))?;
+    Ok(load_checkpoint(&checkpoint, model)?.0)
 }
