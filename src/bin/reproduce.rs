@@ -8,7 +8,7 @@ use clap::Parser;
 
 use srpnet::backend::BackendKind;
 use srpnet::model::Profile;
-use srpnet::reproduce::{Options, default_jobs, list, run, verify, worker};
+use srpnet::reproduce::{Options, list, run, verify, worker};
 
 #[derive(Parser)]
 #[command(
@@ -70,8 +70,8 @@ struct Cli {
     /// memory measured on a few real steps of the exact configuration; train nothing.
     #[arg(long)]
     plan: bool,
-    /// Child processes that train and evaluate side by side; default one per core on the CPU
-    /// backends, 1 on a GPU. The results are the same for any number.
+    /// Child processes that train and evaluate side by side; default one per core for the
+    /// embedded profile on the CPU, else 1. The results are the same for any number.
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     jobs: Option<usize>,
     /// Internal: run as one of those child processes, on the job file the parent wrote.
@@ -119,7 +119,7 @@ fn main_result(cli: Cli) -> Result<bool> {
         fresh: cli.fresh,
         weights: cli.weights,
         plan: cli.plan,
-        jobs: cli.jobs.unwrap_or_else(|| default_jobs(cli.backend)),
+        jobs: cli.jobs,
     };
     if cli.verify {
         let committed = cli

@@ -70,7 +70,8 @@ pub struct Options {
     /// Print the plan and a measured projection of its cost, and train nothing.
     pub plan: bool,
     /// Child processes that train and evaluate (`--jobs`); 1 does everything in this process.
-    pub jobs: usize,
+    /// Default: [`default_jobs`].
+    pub jobs: Option<usize>,
 }
 
 /// Where things go for one invocation.

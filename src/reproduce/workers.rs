@@ -21,7 +21,7 @@ use crate::backend::BackendKind;
 use crate::data::Split;
 use crate::eval::{EvalReport, EvalSettings, evaluate};
 use crate::experiment::write_atomic;
-use crate::model::{ModelConfig, SrpNet};
+use crate::model::{ModelConfig, Profile, SrpNet};
 use crate::train::{RunDir, TrainConfig};
 
 /// One trained model and the evaluations it serves.
@@ -57,12 +57,13 @@ struct Job {
 /// progress bar counts them).
 const TICK: &str = "tick";
 
-/// The number of worker processes when `--jobs` is not given: one per core on the CPU backends
-/// (the embedded model's tensors are too small for a second thread to help one process), one
-/// on a GPU (two processes would share its memory).
-pub fn default_jobs(backend: BackendKind) -> usize {
-    match backend {
-        BackendKind::Flex | BackendKind::Tch => {
+/// The number of worker processes when `--jobs` is not given: one per core for the embedded
+/// profile on the CPU backends (its tensors are too small for a second thread to help one
+/// process); one for the paper profile (a ResNet-50 process takes 2.3 GB and all the cores it
+/// gets) and on a GPU (two processes would share its memory).
+pub fn default_jobs(backend: BackendKind, profile: Profile) -> usize {
+    match (backend, profile) {
+        (BackendKind::Flex | BackendKind::Tch, Profile::Embedded) => {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
         _ => 1,
@@ -76,7 +77,11 @@ impl Runner {
     /// fewer than two models have work left (the serial path then does it all).
     pub(super) fn run_workers(&mut self, repros: &[Reproduction]) -> Result<()> {
         let groups = self.groups(repros)?;
-        let jobs = self.options.jobs.min(groups.len());
+        let jobs = self
+            .options
+            .jobs
+            .unwrap_or_else(|| default_jobs(self.options.backend, self.profile))
+            .min(groups.len());
         if jobs < 2 || self.options.plan {
             return Ok(());
         }
