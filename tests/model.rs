@@ -486,3 +486,109 @@ fn total_loss_weighs_each_term_by_its_lambda() {
         );
     }
 }
+
+#[test]
+fn the_presets_are_the_papers_choices_and_panet_differs_only_where_panet_does() {
+    use srpnet::model::fidelity::{Metric, MetricConfig};
+    use srpnet::model::iqi::IqiConfig;
+    use srpnet::model::prototype::MaskPooling;
+    use srpnet::model::pyramid::PyramidConfig;
+    assert_eq!(Profile::Paper.image_size(), 417);
+    assert_eq!(Profile::Embedded.image_size(), 97);
+    let paper = ModelConfig::srpnet(Profile::Paper);
+    assert_eq!(
+        paper.backbone,
+        BackboneConfig {
+            frozen_batch_norm: true,
+            batch_norm_epsilon: 1e-3,
+            ..BackboneConfig::resnet50()
+        },
+        "the paper profile: ResNet-50, frozen batch norm, Keras' epsilon"
+    );
+    assert_eq!(paper.pyramid.channels, 512);
+    let embedded = ModelConfig::srpnet(Profile::Embedded);
+    assert_eq!(embedded.backbone, BackboneConfig::small());
+    assert_eq!(embedded.pyramid.channels, 128);
+    for profile in [Profile::Paper, Profile::Embedded] {
+        let srpnet = ModelConfig::srpnet(profile);
+        assert_eq!(
+            srpnet.pyramid,
+            PyramidConfig {
+                channels: srpnet.pyramid.channels,
+                ..PyramidConfig::default()
+            }
+        );
+        assert!(srpnet.pyramid.final_relu);
+        assert_eq!(srpnet.pooling, MaskPooling::Transposed);
+        assert_eq!(
+            srpnet.metric,
+            MetricConfig {
+                metric: Metric::Fidelity,
+                scale: 20.0
+            }
+        );
+        assert_eq!((srpnet.srp.lambda, srpnet.par.lambda), (1.0, 0.0));
+        assert_eq!(srpnet.iqi, IqiConfig::default());
+        assert_eq!(srpnet.iqi.iterations, 3);
+        let panet = ModelConfig::panet(profile);
+        assert_eq!(panet.backbone, srpnet.backbone);
+        assert_eq!(
+            panet.pyramid,
+            PyramidConfig {
+                final_relu: false,
+                ..srpnet.pyramid.clone()
+            }
+        );
+        assert_eq!(panet.pooling, srpnet.pooling);
+        assert_eq!(
+            panet.metric,
+            MetricConfig {
+                metric: Metric::Cosine,
+                scale: 20.0
+            }
+        );
+        assert_eq!((panet.srp.lambda, panet.par.lambda), (0.0, 1.0));
+        assert_eq!(
+            panet.iqi,
+            IqiConfig {
+                iterations: 0,
+                ..srpnet.iqi.clone()
+            }
+        );
+    }
+}
+
+#[test]
+fn the_pyramid_resizes_coarser_levels_to_the_finest_before_fusing() {
+    use srpnet::model::pyramid::PyramidConfig;
+    let d = device();
+    let _rng = common::seed(&d, 11);
+    let backbone = BackboneConfig::small();
+    let pyramid = PyramidConfig {
+        levels: vec![2, 3],
+        channels: 4,
+        final_relu: false,
+    }
+    .init(&backbone, &d)
+    .unwrap();
+    let fine = Tensor::<4>::random(
+        [1, 128, 8, 8],
+        burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &d,
+    );
+    let coarse = Tensor::<4>::random(
+        [1, 256, 4, 4],
+        burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &d,
+    );
+    let by_hand = pyramid.reduce.forward(Tensor::cat(
+        vec![
+            fine.clone(),
+            interpolate(coarse.clone(), bilinear_to([8, 8])),
+        ],
+        1,
+    ));
+    let fused = pyramid.forward(vec![fine, coarse]);
+    assert_eq!(fused.dims(), [1, 4, 8, 8]);
+    assert_close(&values(fused), &values(by_hand), 1e-6, "fused pyramid");
+}
