@@ -592,3 +592,63 @@ fn the_pyramid_resizes_coarser_levels_to_the_finest_before_fusing() {
     assert_eq!(fused.dims(), [1, 4, 8, 8]);
     assert_close(&values(fused), &values(by_hand), 1e-6, "fused pyramid");
 }
+
+#[test]
+fn an_episode_of_mixed_sizes_is_refused_naming_the_image() {
+    use srpnet::data::Split;
+    use srpnet::data::episode::{Episode, Image, Mask, Shot};
+    let shot = |id: &str, (h, w): (usize, usize), (mh, mw): (usize, usize)| Shot {
+        id: id.into(),
+        image: Image::zeros(h, w),
+        mask: Mask {
+            height: mh,
+            width: mw,
+            data: vec![0; mh * mw],
+        },
+        original_size: (h, w),
+    };
+    let episode = |supports: Vec<Shot>, query: Shot| Episode {
+        benchmark: "test".into(),
+        fold: 0,
+        split: Split::Test,
+        index: 0,
+        class_id: 1,
+        class_name: "x".into(),
+        supports,
+        query,
+        query_original_mask: None,
+    };
+    let d = device();
+    let same = (8, 8);
+    let ok = EpisodeTensors::from_episode(
+        &episode(
+            vec![shot("s0", same, same), shot("s1", same, same)],
+            shot("q", same, same),
+        ),
+        &d,
+    )
+    .unwrap();
+    assert_eq!((ok.shots(), ok.image_size()), (2, [8, 8]));
+    for (supports, query, says) in [
+        (
+            vec![shot("s0", same, same), shot("s1", (8, 6), same)],
+            shot("q", same, same),
+            "support 1 (s1)",
+        ),
+        (
+            vec![shot("s0", same, (6, 8))],
+            shot("q", same, same),
+            "support 0 (s0)",
+        ),
+        (
+            vec![shot("s0", same, same)],
+            shot("q", same, (8, 6)),
+            "the query mask of q",
+        ),
+    ] {
+        let err = EpisodeTensors::from_episode(&episode(supports, query), &d)
+            .err()
+            .unwrap_or_else(|| panic!("an episode with a mismatch ({says}) was accepted"));
+        assert!(err.to_string().contains(says), "{err}");
+    }
+}
