@@ -652,3 +652,22 @@ fn an_episode_of_mixed_sizes_is_refused_naming_the_image() {
         assert!(err.to_string().contains(says), "{err}");
     }
 }
+
+#[test]
+fn without_iqi_inference_is_the_plain_softmax_and_reports_no_iqi_scores() {
+    let d = device();
+    let _rng = common::seed(&d, 5);
+    let mut config = ModelConfig::srpnet(Profile::Embedded);
+    config.iqi.iterations = 0;
+    let model = config.init(&d).unwrap();
+    let episode = synthetic_episode(1, 41, &d).unwrap();
+    let out = model.forward(&episode, Phase::Infer).unwrap();
+    assert!(out.iqi_scores.is_empty(), "{:?}", out.iqi_scores);
+    let plain = values(softmax(out.query_logits, 1));
+    assert_close(
+        &values(out.query_probabilities),
+        &plain,
+        0.0,
+        "T = 0: softmax of the P_0 logits",
+    );
+}
