@@ -77,11 +77,7 @@ impl Runner {
     /// fewer than two models have work left (the serial path then does it all).
     pub(super) fn run_workers(&mut self, repros: &[Reproduction]) -> Result<()> {
         let groups = self.groups(repros)?;
-        let jobs = self
-            .options
-            .jobs
-            .unwrap_or_else(|| default_jobs(self.options.backend, self.profile))
-            .min(groups.len());
+        let jobs = self.jobs().min(groups.len());
         if jobs < 2 || self.options.plan {
             return Ok(());
         }
@@ -184,6 +180,13 @@ impl Runner {
         }
         let _ = std::fs::remove_dir_all(&folder);
         Ok(())
+    }
+
+    /// `--jobs`, or its default for this backend and profile.
+    pub(super) fn jobs(&self) -> usize {
+        self.options
+            .jobs
+            .unwrap_or_else(|| default_jobs(self.options.backend, self.profile))
     }
 
     /// Every distinct model of `repros` that has training or evaluation left, with its
