@@ -72,13 +72,13 @@ pub fn default_jobs(backend: BackendKind, profile: Profile) -> usize {
 
 // ANCHOR: workers
 impl Runner {
-    /// Trains and evaluates every model of `repros` in `self.options.jobs` child processes and
+    /// Trains and evaluates every model of `repros` in [`Runner::jobs`] child processes and
     /// keeps their evaluations for [`Runner::evaluations`]. Does nothing with one job, or when
     /// fewer than two models have work left (the serial path then does it all).
     pub(super) fn run_workers(&mut self, repros: &[Reproduction]) -> Result<()> {
         let groups = self.groups(repros)?;
         let jobs = self.jobs().min(groups.len());
-        if jobs < 2 || self.options.plan {
+        if jobs < 2 {
             return Ok(());
         }
         for g in &groups {
