@@ -5,7 +5,7 @@
 //! with a message and nothing half-written.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use srpnet::reproduce::{compare, report};
@@ -247,14 +247,15 @@ const SMOKE: [&str; 9] = [
     "7",
 ];
 
-/// The rows of a smoke run of table 1 with `--jobs jobs`, its differences, and its header.
-fn smoke_table1(jobs: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>, String) {
-    let out_dir = std::env::temp_dir().join(format!("srpnet-jobs{jobs}-{}", std::process::id()));
+/// Runs a smoke table 1 with `args` into a new temporary folder; returns it and the stdout.
+fn smoke_table1(name: &str, args: &[&str]) -> (PathBuf, String) {
+    let out_dir = std::env::temp_dir().join(format!("srpnet-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     let out = reproduce()
         .arg("table1")
         .args(SMOKE)
-        .args(["--jobs", jobs, "--out"])
+        .args(args)
+        .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
@@ -263,6 +264,12 @@ fn smoke_table1(jobs: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (out_dir, String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// The rows of a smoke table 1 with `--jobs jobs`, its differences, and its header.
+fn smoke_with_jobs(jobs: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>, String) {
+    let (out_dir, _) = smoke_table1(&format!("jobs{jobs}"), &["--jobs", jobs]);
     let leftovers: Vec<_> = std::fs::read_dir(out_dir.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -279,9 +286,9 @@ fn smoke_table1(jobs: &str) -> (Vec<Vec<String>>, Vec<Vec<String>>, String) {
 
 #[test]
 fn worker_processes_change_nothing_but_the_wall_time() {
-    let (rows, differences, header) = smoke_table1("1");
+    let (rows, differences, header) = smoke_with_jobs("1");
     assert!(header.contains("# processes: 1 (this process)"), "{header}");
-    let (rows3, differences3, header3) = smoke_table1("3");
+    let (rows3, differences3, header3) = smoke_with_jobs("3");
     assert!(
         header3.contains("# processes: 3 worker processes (--jobs)"),
         "{header3}"
@@ -297,21 +304,7 @@ fn worker_processes_change_nothing_but_the_wall_time() {
 
 #[test]
 fn a_smoke_run_writes_files_of_the_committed_shape() {
-    let out_dir = std::env::temp_dir().join(format!("srpnet-smoke-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let out = reproduce()
-        .arg("table1")
-        .args(SMOKE)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (out_dir, stdout) = smoke_table1("smoke", &[]);
     assert!(
         stdout.contains("synthetic-5i"),
         "the run must say it used synthetic-5i:\n{stdout}"
@@ -326,6 +319,7 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         "code hash",
         "cpu",
         "threads",
+        "processes",
         "image size",
         "training seeds",
         "iqi",
