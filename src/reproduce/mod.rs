@@ -333,7 +333,9 @@ impl Runner {
             {
                 let config = self.train_config(r, method, fold, train_seed)?;
                 let dir = self.run_dir(&config);
-                let eval_model = merge(&config.model, &method.eval)?;
+                let eval_model = merge(&config.model, &method.eval).with_context(|| {
+                    format!("{}: the `eval` overrides of {:?}", r.id, method.name)
+                })?;
                 let mut loaded = None;
                 for &shots in &r.shots {
                     let settings = self.eval_settings(&budget, &config, shots);
