@@ -18,7 +18,10 @@ fn mean_and_sample_std_by_hand() {
     assert!(close(sample_std(&[1.0, 2.0, 6.0]), 7f64.sqrt(), 1e-12));
     // Nothing to average, or one value: no spread; NaN, so that no comparison passes.
     assert!(mean(&[]).is_nan());
+    assert!(sample_std(&[]).is_nan());
     assert!(sample_std(&[0.5]).is_nan());
+    // Two values, the smallest sample with a spread: deviations -1, 1, over n - 1 = 1: 2.
+    assert!(close(sample_std(&[1.0, 3.0]), 2f64.sqrt(), 1e-12));
 }
 
 #[test]
@@ -33,6 +36,9 @@ fn prediction_interval_by_hand() {
     assert_eq!(t975(1), 12.706);
     assert_eq!(t975(4), 2.776);
     assert!(close(t975(1000), 1.962, 0.001));
+    assert_eq!(t975(30), 2.042);
+    // No degrees of freedom: no quantile (NaN, never infinity).
+    assert!(t975(0).is_nan());
 }
 
 #[test]
