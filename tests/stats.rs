@@ -30,6 +30,10 @@ fn prediction_interval_by_hand() {
     let (lo, hi) = prediction_interval(&[1.0, 2.0, 3.0]);
     let half = 4.303 * (2.0f64 / 3.0).sqrt();
     assert!(close(lo, 2.0 - half, 1e-9) && close(hi, 2.0 + half, 1e-9));
+    // s = 2 this time (s = 1 above could not tell s from 1 / s).
+    let (lo, hi) = prediction_interval(&[1.0, 3.0, 5.0]);
+    let half = 4.303 * 2.0 * (2.0f64 / 3.0).sqrt();
+    assert!(close(lo, 3.0 - half, 1e-9) && close(hi, 3.0 + half, 1e-9));
     let (lo, hi) = prediction_interval(&[0.3]);
     assert!(lo.is_nan() && hi.is_nan());
     // Published quantiles of Student's t.
