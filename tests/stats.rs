@@ -144,3 +144,37 @@ fn episodes_are_drawn_once_per_group_and_shared_by_all_seeds() {
         0.0
     });
 }
+
+#[test]
+fn a_loss_is_an_interval_wholly_below_zero_and_a_gain_wholly_above() {
+    let interval = |low, high| Interval {
+        estimate: (low + high) / 2.0,
+        low,
+        high,
+    };
+    assert!(interval(-2.0, -0.5).is_loss() && !interval(-2.0, -0.5).is_gain());
+    assert!(interval(0.5, 2.0).is_gain() && !interval(0.5, 2.0).is_loss());
+    // Touching zero is not resolved, and NaN is never a verdict.
+    for i in [
+        interval(-2.0, 0.0),
+        interval(0.0, 2.0),
+        interval(-1.0, 1.0),
+        interval(f64::NAN, f64::NAN),
+    ] {
+        assert!(!i.is_gain() && !i.is_loss(), "{i:?}");
+    }
+}
+
+#[test]
+fn a_bootstrap_with_nothing_to_resample_is_nan_not_a_verdict() {
+    // A statistic that is never NaN: only the guard can make the interval NaN.
+    let constant = |_: &[usize], _: &[Vec<usize>]| 1.0;
+    for (seeds, groups, replicates) in [(0, vec![3], 50), (3, vec![3], 0), (3, vec![3, 0], 50)] {
+        let i = paired_bootstrap(seeds, &groups, replicates, 9, constant);
+        assert_eq!(i.estimate, 1.0);
+        assert!(
+            i.low.is_nan() && i.high.is_nan(),
+            "seeds {seeds}, groups {groups:?}, replicates {replicates}: {i:?}"
+        );
+    }
+}
