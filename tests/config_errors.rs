@@ -55,7 +55,7 @@ fn config_limits_are_exact() {
     // Each limit on both sides: the last value accepted and the first rejected (and non-finite).
     let base = ModelConfig::srpnet(Profile::Embedded);
     type Edit = fn(&mut ModelConfig);
-    let cases: [(&str, Edit, Edit); 10] = [
+    let cases: [(&str, Edit, Edit); 13] = [
         (
             "metric.scale",
             |c| c.metric.scale = 1e-6,
@@ -101,6 +101,21 @@ fn config_limits_are_exact() {
             "iqi.iterations",
             |c| c.iqi.iterations = 100,
             |c| c.iqi.iterations = 101,
+        ),
+        (
+            "backbone.frozen_stages",
+            |c| c.backbone.frozen_stages = 5,
+            |c| c.backbone.frozen_stages = 6,
+        ),
+        (
+            "backbone.batch_norm_epsilon",
+            |c| c.backbone.batch_norm_epsilon = 1e-12,
+            |c| c.backbone.batch_norm_epsilon = 0.0,
+        ),
+        (
+            "backbone.batch_norm_epsilon",
+            |c| c.backbone.batch_norm_epsilon = 1.0,
+            |c| c.backbone.batch_norm_epsilon = f64::INFINITY,
         ),
     ];
     for (field, accepted, rejected) in cases {
