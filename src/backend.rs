@@ -176,3 +176,27 @@ pub enum BackendError {
         reason: String,
     },
 }
+
+// ANCHOR: compute_pool
+/// Runs `f` on a worker thread of a rayon pool, the pool every tensor operation of `f` then
+/// parallelises over (`RAYON_NUM_THREADS` threads, default one per core).
+///
+/// Why: flex hands each parallel kernel to rayon. Called from the main thread, every one of the
+/// hundreds of small kernels of a step is a cross-thread hand-off (wake a pool thread, sleep,
+/// be woken), which on the embedded model's tiny tensors costs more than the arithmetic. Called
+/// from inside the pool, the current thread runs its share itself, and with one thread (the
+/// `reproduce` workers) it runs everything inline. The numbers do not change: flex splits work by
+/// index ranges, not by who runs them.
+pub fn in_compute_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    match rayon::ThreadPoolBuilder::new()
+        // Autodiff's backward walks deep graphs: the main thread's stack size, not 2 MiB.
+        .stack_size(64 << 20)
+        .thread_name(|i| format!("srpnet-compute-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        // No pool (threads could not be spawned): run as before, on this thread.
+        Err(_) => f(),
+    }
+}
+// ANCHOR_END: compute_pool

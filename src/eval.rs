@@ -13,7 +13,7 @@ use crate::data::{Benchmark, DataError, EpisodeSpec, Episodes, Normalization, Sp
 use crate::experiment::{Provenance, write_atomic};
 use crate::metrics::{Counts, Evaluator, binary_counts, mean_std};
 use crate::model::loss::predicted_mask;
-use crate::model::{EpisodeTensors, ModelError, Phase, SrpNet};
+use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, SrpNet};
 
 // ANCHOR: protocol
 /// How many episodes and seeds an evaluation uses.
@@ -44,7 +44,7 @@ impl EvalProtocol {
 }
 // ANCHOR_END: protocol
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalSettings {
     pub fold: usize,
     pub shots: usize,
@@ -62,8 +62,8 @@ pub struct EpisodeRecord {
     pub class_id: u8,
     pub query_iou: Option<f64>,
     pub support_iou: Option<f64>,
-    /// The query's foreground and background counts: what a resample of episodes needs to
-    /// recompute the class-accumulated mIoU and FB-IoU (the paired bootstrap).
+    /// The query's foreground and background counts: enough to
+    /// recompute the class-accumulated mIoU and FB-IoU of any subset of episodes.
     pub foreground: Counts,
     pub background: Counts,
 }
@@ -114,87 +114,140 @@ pub fn evaluate(
     model: &SrpNet,
     benchmark: &dyn Benchmark,
     settings: &EvalSettings,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<EvalReport, EvalError> {
+    let mut reports = evaluate_many(
+        model,
+        std::slice::from_ref(&model.config),
+        benchmark,
+        settings,
+        progress,
+    )?;
+    Ok(reports.remove(0))
+}
+
+/// Evaluates one trained model under several inference configs (a table's IQI rows) on the same
+/// episodes: each episode's backbone and pyramid features are computed once and every config's
+/// head runs on them, so T = 0..5 cost one backbone pass, not six. The configs must share the
+/// model's backbone and pyramid (they are the features). One report per config, in order;
+/// `progress` is called once per config and episode.
+pub fn evaluate_many(
+    model: &SrpNet,
+    configs: &[ModelConfig],
+    benchmark: &dyn Benchmark,
+    settings: &EvalSettings,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Vec<EvalReport>, EvalError> {
+    if let Some(other) = configs
+        .iter()
+        .find(|c| c.backbone != model.config.backbone || c.pyramid != model.config.pyramid)
+    {
+        return Err(EvalError::Model(ModelError::config(
+            "backbone/pyramid",
+            format!("{:?} / {:?}", other.backbone, other.pyramid),
+            "an evaluation config may change the head only (IQI, metric, pooling): the \
+             backbone and pyramid are the trained model's",
+        )));
+    }
+    let heads: Vec<SrpNet> = configs
+        .iter()
+        .map(|c| SrpNet {
+            config: c.clone(),
+            ..model.clone()
+        })
+        .collect();
     let device = model
         .devices()
         .into_iter()
         .next()
         .unwrap_or_else(burn::tensor::Device::flex);
     let transform = Transform::eval(settings.image_size, settings.normalization);
-    let total = settings.episodes * settings.seeds.len() as u64;
-    let mut records = Vec::new();
-    let mut seeds = Vec::new();
-    let mut skipped = 0;
-    for (run, &seed) in settings.seeds.iter().enumerate() {
+    let total = settings.episodes * settings.seeds.len() as u64 * heads.len() as u64;
+    let mut done = 0;
+    let mut records = vec![Vec::new(); heads.len()];
+    let mut seeds = vec![Vec::new(); heads.len()];
+    let mut skipped = vec![0; heads.len()];
+    for &seed in &settings.seeds {
         let spec = EpisodeSpec {
             fold: settings.fold,
             split: Split::Test,
             shots: settings.shots,
             seed,
         };
-        let mut query = Evaluator::default();
-        let mut support = Evaluator::default();
+        let mut query = vec![Evaluator::default(); heads.len()];
+        let mut support = vec![Evaluator::default(); heads.len()];
         let stream = Episodes::new(benchmark, spec, transform.clone());
-        for (i, episode) in stream.take(settings.episodes as usize).enumerate() {
+        for episode in stream.take(settings.episodes as usize) {
             let episode = episode?;
             let tensors = EpisodeTensors::from_episode(&episode, &device)?;
-            let out = match model.forward(&tensors, Phase::Infer) {
-                Ok(out) => out,
-                Err(ModelError::EmptyMask { .. }) => {
-                    skipped += 1;
-                    progress(run as u64 * settings.episodes + i as u64 + 1, total);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let predicted = predicted_mask(out.query_probabilities)?;
-            let query_iou = query.add(episode.class_id, &predicted, &episode.query.mask.data);
-            let (foreground, background) = binary_counts(&predicted, &episode.query.mask.data);
-            let recovered = predicted_mask(out.support_logits)?;
-            let truth: Vec<u8> = episode
-                .supports
-                .iter()
-                .flat_map(|s| s.mask.data.iter().copied())
-                .collect();
-            let support_iou = support.add(episode.class_id, &recovered, &truth);
-            records.push(EpisodeRecord {
-                seed,
-                index: episode.index,
-                class_id: episode.class_id,
-                query_iou,
-                support_iou,
-                foreground,
-                background,
-            });
-            progress(run as u64 * settings.episodes + i as u64 + 1, total);
+            let features = model.episode_features(&tensors);
+            for (h, head) in heads.iter().enumerate() {
+                done += 1;
+                let out = match head.head(features.clone(), &tensors, Phase::Infer) {
+                    Ok(out) => out,
+                    Err(ModelError::EmptyMask { .. }) => {
+                        skipped[h] += 1;
+                        progress(done, total);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let predicted = predicted_mask(out.query_probabilities)?;
+                let query_iou =
+                    query[h].add(episode.class_id, &predicted, &episode.query.mask.data);
+                let (foreground, background) = binary_counts(&predicted, &episode.query.mask.data);
+                let recovered = predicted_mask(out.support_logits)?;
+                let truth: Vec<u8> = episode
+                    .supports
+                    .iter()
+                    .flat_map(|s| s.mask.data.iter().copied())
+                    .collect();
+                let support_iou = support[h].add(episode.class_id, &recovered, &truth);
+                records[h].push(EpisodeRecord {
+                    seed,
+                    index: episode.index,
+                    class_id: episode.class_id,
+                    query_iou,
+                    support_iou,
+                    foreground,
+                    background,
+                });
+                progress(done, total);
+            }
         }
-        let (Some(miou), Some(fb_iou)) = (query.miou(), query.fb_iou()) else {
-            return Err(EvalError::NoEpisodes { seed });
-        };
-        seeds.push(SeedResult {
-            seed,
-            miou,
-            miou_episode_wise: query.miou_episode_wise().unwrap_or(f64::NAN),
-            fb_iou,
-            support_miou: support.miou().unwrap_or(f64::NAN),
-            class_iou: query.class_iou(),
-        });
+        for (h, (query, support)) in query.iter().zip(&support).enumerate() {
+            let (Some(miou), Some(fb_iou)) = (query.miou(), query.fb_iou()) else {
+                return Err(EvalError::NoEpisodes { seed });
+            };
+            seeds[h].push(SeedResult {
+                seed,
+                miou,
+                miou_episode_wise: query.miou_episode_wise().unwrap_or(f64::NAN),
+                fb_iou,
+                support_miou: support.miou().unwrap_or(f64::NAN),
+                class_iou: query.class_iou(),
+            });
+        }
     }
-    let classes = benchmark
+    let classes: Vec<(u8, String)> = benchmark
         .classes(settings.fold, Split::Test)
         .into_iter()
         .map(|c| (c, benchmark.class_name(c)))
         .collect();
-    Ok(EvalReport {
-        benchmark: benchmark.name(),
-        fold: settings.fold,
-        shots: settings.shots,
-        classes,
-        seeds,
-        episodes: records,
-        skipped_empty_support: skipped,
-    })
+    Ok(records
+        .into_iter()
+        .zip(seeds)
+        .zip(skipped)
+        .map(|((episodes, seeds), skipped)| EvalReport {
+            benchmark: benchmark.name(),
+            fold: settings.fold,
+            shots: settings.shots,
+            classes: classes.clone(),
+            seeds,
+            episodes,
+            skipped_empty_support: skipped,
+        })
+        .collect())
 }
 // ANCHOR_END: evaluate
 

@@ -88,6 +88,19 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
+    /// A cheap look at the data root (the folder layout only, no lists or annotations read):
+    /// the user's own input is checked before anything expensive or downloadable is needed.
+    pub fn check_root(&self) -> Result<(), DataError> {
+        let Some(root) = data_root(self.root.as_deref()) else {
+            return Ok(());
+        };
+        match self.benchmark {
+            BenchmarkName::Synthetic5i => Ok(()),
+            BenchmarkName::Pascal5i => crate::data::pascal::resolve_voc_root(&root).map(drop),
+            BenchmarkName::Coco20i => crate::data::coco::resolve_coco_root(&root).map(drop),
+        }
+    }
+
     /// Opens the benchmark. `size` is the generated image size of synthetic-5i; `splits` the
     /// parts a COCO run needs (its train JSON alone is 450 MB).
     pub fn open(&self, size: usize, splits: &[Split]) -> Result<Box<dyn Benchmark>, DataError> {

@@ -671,3 +671,66 @@ fn without_iqi_inference_is_the_plain_softmax_and_reports_no_iqi_scores() {
         "T = 0: softmax of the P_0 logits",
     );
 }
+
+/// `conv_forward` computes every backbone convolution its own way on flex (1x1 stride-s convs on
+/// the subsampled input, the RGB stem as im2col + matmul): the output and the weight gradient
+/// must equal Burn's `Conv2d::forward` to float rounding, for the shapes the backbone uses and
+/// odd ones (non-square input, a size that does not divide by the stride).
+#[test]
+fn conv_forward_equals_the_plain_convolution_in_value_and_weight_gradient() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use srpnet::model::backbone::conv_forward;
+    let d = device().autodiff();
+    let _rng = common::seed(&d, 11);
+    // (in, out, kernel, stride, padding, input height, width)
+    let cases = [
+        (3, 16, 7, 2, 3, 97, 97),
+        (3, 64, 7, 2, 3, 41, 33),
+        (1, 4, 3, 1, 1, 9, 12),
+        (4, 8, 5, 3, 2, 17, 14),
+        (16, 32, 1, 2, 0, 25, 25),
+        (24, 8, 1, 2, 0, 12, 15),
+        (8, 8, 1, 3, 0, 10, 7),
+        (16, 16, 3, 1, 1, 13, 13),
+    ];
+    for (cin, cout, k, s, p, h, w) in cases {
+        let conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(false)
+            .init(&d);
+        let x = common::tensor(
+            common::noise(cin as u64, 2 * cin * h * w),
+            [2, cin, h, w],
+            &d,
+        );
+        let what = format!("{cin}->{cout} {k}x{k}/{s} pad {p} on {h}x{w}");
+        let ours = conv_forward(&conv, x.clone());
+        let plain = conv.forward(x);
+        assert_eq!(ours.dims(), plain.dims(), "{what}");
+        let ours_values = values(ours.clone());
+        let scale = ours_values.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(&ours_values, &values(plain.clone()), 1e-5 * scale, &what);
+        // Weight gradients of a loss that weighs every output differently.
+        let dims = plain.dims();
+        let n: usize = dims.iter().product();
+        let weights = common::tensor(common::noise(99, n), dims, &d);
+        let grad_of = |out: Tensor<4>| {
+            let grads = (out * weights.clone()).sum().backward();
+            values(
+                conv.weight
+                    .grad(&grads)
+                    .expect("the weight gets a gradient"),
+            )
+        };
+        let (g_ours, g_plain) = (grad_of(ours), grad_of(plain));
+        let scale = g_plain.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(
+            &g_ours,
+            &g_plain,
+            1e-5 * scale,
+            &format!("{what}: weight gradient"),
+        );
+    }
+}

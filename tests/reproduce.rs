@@ -22,16 +22,22 @@ const COLUMNS: [&str; 9] = [
     "episodes",
 ];
 
-/// The results CSVs of a folder (not the differences).
-fn result_csvs(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "csv")
-                && !p.to_string_lossy().ends_with(".differences.csv")
-        })
+mod common;
+
+/// The committed results CSVs (not the differences), as (file name, text), from git's HEAD.
+fn committed_csvs() -> Vec<(String, String)> {
+    common::committed_results()
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".csv") && !name.ends_with(".differences.csv"))
         .collect()
+}
+
+/// The committed file `name` (from git's HEAD), or a panic naming it.
+fn committed(name: &str) -> String {
+    common::committed_results()
+        .into_iter()
+        .find_map(|(n, text)| (n == name).then_some(text))
+        .unwrap_or_else(|| panic!("reproductions/results/{name} is not committed"))
 }
 
 fn reproduce() -> Command {
@@ -41,6 +47,11 @@ fn reproduce() -> Command {
 /// (provenance keys, column names, rows) of a results CSV.
 fn parse(path: &Path) -> (Vec<String>, Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse_text(&path.display().to_string(), &text)
+}
+
+/// (provenance keys, column names, rows) of the CSV text of file `name`.
+fn parse_text(name: &str, text: &str) -> (Vec<String>, Vec<String>, Vec<Vec<String>>) {
     let mut keys = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next_if(|l| l.starts_with("# ")) {
@@ -57,7 +68,7 @@ fn parse(path: &Path) -> (Vec<String>, Vec<String>, Vec<Vec<String>>) {
     let rows = reader
         .records()
         .map(|r| {
-            r.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            r.unwrap_or_else(|e| panic!("{name}: {e}"))
                 .iter()
                 .map(str::to_string)
                 .collect()
@@ -113,15 +124,13 @@ fn every_reproduction_config_reads() {
 
 #[test]
 fn committed_results_parse_with_provenance_and_sane_values() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
-    let csvs = result_csvs(&dir);
+    let csvs = committed_csvs();
     assert!(
         !csvs.is_empty(),
-        "no committed results in {}",
-        dir.display()
+        "no committed results in reproductions/results"
     );
-    for csv in csvs {
-        let (keys, columns, rows) = parse(&csv);
+    for (csv, text) in csvs {
+        let (keys, columns, rows) = parse_text(&csv, &text);
         for k in [
             "produced by",
             "git commit",
@@ -133,58 +142,43 @@ fn committed_results_parse_with_provenance_and_sane_values() {
         ] {
             assert!(
                 keys.iter().any(|x| x == k),
-                "{}: no `{k}` in the provenance header",
-                csv.display()
+                "{csv}: no `{k}` in the provenance header"
             );
         }
-        assert!(
-            !keys.iter().any(|k| k == "warning"),
-            "{} is a smoke run",
-            csv.display()
-        );
+        assert!(!keys.iter().any(|k| k == "warning"), "{csv} is a smoke run");
         assert_eq!(columns, COLUMNS);
         assert!(!rows.is_empty());
         for r in &rows {
             for v in &r[5..8] {
                 let v: f64 = v.parse().unwrap();
-                assert!(
-                    (0.0..=1.0).contains(&v),
-                    "{}: value {v} outside [0, 1]",
-                    csv.display()
-                );
+                assert!((0.0..=1.0).contains(&v), "{csv}: value {v} outside [0, 1]");
             }
         }
-        assert!(
-            csv.with_extension("md").is_file(),
-            "{} has no Markdown table",
-            csv.display()
-        );
+        committed(&csv.replace(".csv", ".md"));
     }
 }
 
-/// What issue 11 asks of every committed table: made by `--fresh` at a clean commit, with the
-/// machine, date and budget in its header; every method, fold and K trained with at least three
-/// training seeds, each evaluated on the same evaluation seeds; its paired differences beside it.
+/// What every committed table must be: every model trained by the run that wrote it (no cache),
+/// at a clean commit, with the machine, date and budget in its header; every method, fold and K
+/// trained with at least eight training seeds (the unit of the intervals), each evaluated on the
+/// same evaluation seeds; its paired differences beside it.
 #[test]
 fn committed_tables_are_fresh_multi_seed_and_carry_their_differences() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
-    for csv in result_csvs(&dir) {
-        let text = std::fs::read_to_string(&csv).unwrap();
+    for (csv, text) in committed_csvs() {
         let header = |key: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                .unwrap_or_else(|| panic!("{}: no `{key}` in the header", csv.display()))
+                .unwrap_or_else(|| panic!("{csv}: no `{key}` in the header"))
                 .to_string()
         };
+        let models = header("models");
         assert!(
-            header("models").contains("--fresh"),
-            "{}: not made by --fresh",
-            csv.display()
+            models.starts_with("all ") && models.ends_with(" trained by this run"),
+            "{csv}: not every model was trained by the run that wrote it ({models})"
         );
         assert!(
             !header("git commit").ends_with("-dirty"),
-            "{}: made from uncommitted code",
-            csv.display()
+            "{csv}: made from uncommitted code"
         );
         for key in [
             "code hash",
@@ -197,7 +191,7 @@ fn committed_tables_are_fresh_multi_seed_and_carry_their_differences() {
         ] {
             header(key);
         }
-        let (_, _, rows) = parse(&csv);
+        let (_, _, rows) = parse_text(&csv, &text);
         let mut seeds: std::collections::BTreeMap<(String, String, String), BTreeSet<String>> =
             Default::default();
         let mut evals: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
@@ -213,23 +207,20 @@ fn committed_tables_are_fresh_multi_seed_and_carry_their_differences() {
         }
         for (cell, s) in &seeds {
             assert!(
-                s.len() >= 3,
-                "{}: {cell:?} has training seeds {s:?} (at least 3)",
-                csv.display()
+                s.len() >= 8,
+                "{csv}: {cell:?} has training seeds {s:?} (at least 8)"
             );
         }
         let first = evals.values().next().unwrap();
         assert!(
             evals.values().all(|e| e == first),
-            "{}: not every model is evaluated on the same evaluation seeds",
-            csv.display()
+            "{csv}: not every model is evaluated on the same evaluation seeds"
         );
-        let differences = csv.with_extension("differences.csv");
-        let (_, columns, diffs) = parse(&differences);
+        let differences = csv.replace(".csv", ".differences.csv");
+        let (_, columns, diffs) = parse_text(&differences, &committed(&differences));
         assert!(
             !diffs.is_empty() && columns.iter().any(|c| c == "verdict"),
-            "{}: no paired differences with verdicts",
-            differences.display()
+            "{differences}: no paired differences with verdicts"
         );
     }
 }
@@ -310,6 +301,7 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         "the run must say it used synthetic-5i:\n{stdout}"
     );
     let (keys, columns, rows) = parse(&out_dir.join("table1.synthetic-5i.csv"));
+    let first_header = std::fs::read_to_string(out_dir.join("table1.synthetic-5i.csv")).unwrap();
     assert!(
         keys.iter().any(|k| k == "warning"),
         "a --steps run must be marked a smoke run"
@@ -329,9 +321,10 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
     assert_eq!(columns, COLUMNS);
     let train_seeds: BTreeSet<&str> = rows.iter().map(|r| r[3].as_str()).collect();
     assert_eq!(train_seeds, BTreeSet::from(["1", "2"]));
-    let committed =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results/table1.synthetic-5i.csv");
-    let (_, committed_columns, committed_rows) = parse(&committed);
+    let (_, committed_columns, committed_rows) = parse_text(
+        "table1.synthetic-5i.csv",
+        &committed("table1.synthetic-5i.csv"),
+    );
     assert_eq!(columns, committed_columns);
     assert_eq!(
         keys_of(&rows),
@@ -366,7 +359,9 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
             "difference",
             "low",
             "high",
-            "verdict"
+            "verdict",
+            "seeds",
+            "per_seed"
         ]
     );
     assert_eq!(diffs.len(), 4);
@@ -374,8 +369,16 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         assert_eq!((d[0].as_str(), d[1].as_str()), ("SRPNet", "PANet"));
         let [est, low, high] = [4, 5, 6].map(|i| d[i].parse::<f64>().unwrap());
         assert!(low <= est + 1e-6 && est <= high + 1e-6, "{d:?}");
-        // The bootstrap's statistic on the data as they are is the table's difference of the
-        // means over folds (one evaluation seed here: the mean over folds and training seeds).
+        // One difference per training seed, and the estimate is their mean.
+        assert_eq!(d[8], "2");
+        let per_seed: Vec<f64> = d[9].split(' ').map(|v| v.parse().unwrap()).collect();
+        assert_eq!(per_seed.len(), 2);
+        assert!(
+            (est - (per_seed[0] + per_seed[1]) / 2.0).abs() < 2e-6,
+            "{d:?}"
+        );
+        // The estimate is the table's difference of the means over folds (one evaluation seed
+        // here: the mean over folds and training seeds).
         let column = if d[3] == "mIoU" { 5 } else { 6 };
         let table_mean = |method: &str| {
             let v: Vec<f64> = rows
@@ -427,6 +430,21 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
     assert_eq!(
         rows, rows_again,
         "a rerun from the cache gave other numbers"
+    );
+    // The header says what happened: the first run trained all 16 models (no --fresh needed),
+    // the second took every one from the cache.
+    let models_line = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("# models: "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(models_line(&first_header), "all 16 trained by this run");
+    let second = std::fs::read_to_string(out_dir.join("table1.synthetic-5i.csv")).unwrap();
+    assert!(
+        models_line(&second).starts_with("0 of 16 trained by this run, 0 continued from a checkpoint of an earlier run, 16 taken from the run cache"),
+        "{}",
+        models_line(&second)
     );
 
     // --verify (which implies --fresh) into the same folder retrains every model, and on this

@@ -49,16 +49,14 @@ fn prose(text: &str) -> String {
     out
 }
 
+mod common;
+
+/// Every committed results file (from git's HEAD), as one text.
 fn committed_results() -> String {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reproductions/results");
-    let mut text = String::new();
-    for entry in fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "csv" || e == "md") {
-            text += &fs::read_to_string(&path).unwrap();
-        }
-    }
-    text
+    common::committed_results()
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect()
 }
 
 #[test]

@@ -80,7 +80,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    match main_result(Cli::parse()) {
+    let cli = Cli::parse();
+    match srpnet::backend::in_compute_pool(|| main_result(cli)) {
         Ok(true) => ExitCode::SUCCESS,
         // --verify found a mean outside its committed interval.
         Ok(false) => ExitCode::from(1),

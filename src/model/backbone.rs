@@ -8,7 +8,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Slice, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::ModelError;
@@ -210,6 +212,78 @@ fn batch_norm(channels: usize, epsilon: f64, device: &Device) -> BatchNorm {
         .init(device)
 }
 
+// ANCHOR: conv_forward
+/// A convolution of the backbone, computed the way that is fastest on the CPU for its shape;
+/// every way gives the same products, summed in another order (equal to float rounding: tested
+/// against `Conv2d::forward` in tests/model.rs). Why (numbers in the performance chapter):
+/// - a 1x1 convolution with stride s (ResNet v1's downsampling) takes every s-th pixel first and
+///   runs at stride 1: flex's strided path ran at 8 GFLOP/s against about 60, and its input
+///   gradient was a transposed convolution instead of a matrix product;
+/// - on flex, a convolution with at most 4 input channels (the stem on RGB images) runs as
+///   im2col + one matrix product: flex's own path for so few channels is a scalar loop per
+///   output plane (7.9 ms for the embedded stem against 2.7).
+pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [kh, kw] = conv.kernel_size;
+    let [sh, sw] = conv.stride;
+    let plain = conv.bias.is_none() && conv.groups == 1 && conv.dilation == [1, 1];
+    if plain && [kh, kw] == [1, 1] && [sh, sw] != [1, 1] {
+        let every = |s: usize| Slice::new(0, None, s as isize);
+        let sampled = x.slice([every(1), every(1), every(sh), every(sw)]);
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        return conv2d(sampled, conv.weight.val(), None, options);
+    }
+    let [_, channels, ..] = x.dims();
+    let pad = match conv.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r && t == l => Some(t),
+        _ => None,
+    };
+    match pad {
+        Some(pad) if plain && channels <= 4 && sh == sw && x.device() == Device::flex() => {
+            conv_as_matmul(x, conv.weight.val(), sh, pad)
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// im2col + matrix product: x [N, C, H, W], weight [O, C, k, k], stride s, zero padding p ->
+/// [N, O, H', W']. The k*k shifted, strided views of the padded input are stacked into the
+/// columns [C*k*k, N*H'*W'], so that weight [O, C*k*k] times them is the convolution.
+fn conv_as_matmul(x: Tensor<4>, weight: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let [o, _, k, _] = weight.dims();
+    let (oh, ow) = (
+        (h + 2 * pad - k) / stride + 1,
+        (w + 2 * pad - k) / stride + 1,
+    );
+    let padded = Tensor::<4>::zeros([n, c, h + 2 * pad, w + 2 * pad], &x.device())
+        .slice_assign([0..n, 0..c, pad..pad + h, pad..pad + w], x)
+        .swap_dims(0, 1);
+    let window = |start: usize, len: usize| {
+        Slice::new(
+            start as isize,
+            Some((start + stride * (len - 1) + 1) as isize),
+            stride as isize,
+        )
+    };
+    let all = Slice::new(0, None, 1);
+    let taps: Vec<Tensor<4>> = (0..k * k)
+        .map(|t| {
+            let (i, j) = (t / k, t % k);
+            padded
+                .clone()
+                .slice([all, all, window(i, oh), window(j, ow)])
+        })
+        .collect();
+    // [C, k*k, N, H', W'] -> [C*k*k, N*H'*W'], in the order of the weight's [C, k, k].
+    let columns = Tensor::stack::<5>(taps, 1).reshape([c * k * k, n * oh * ow]);
+    weight
+        .reshape([o, c * k * k])
+        .matmul(columns)
+        .reshape([o, n, oh, ow])
+        .swap_dims(0, 1)
+}
+// ANCHOR_END: conv_forward
+
 #[derive(Module, Debug)]
 pub struct Stem {
     pub conv: Conv2d,
@@ -269,12 +343,12 @@ impl Bottleneck {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(conv_forward(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
+        let out = relu(self.bn2.forward(conv_forward(&self.conv2, out)));
+        let out = self.bn3.forward(conv_forward(&self.conv3, out));
         relu(out + identity)
     }
 }
@@ -297,7 +371,7 @@ impl Backbone {
     /// stopping after the deepest one. `images`: [N, 3, H, W]; each output: [N, C_l, h_l, w_l].
     pub fn forward(&self, images: Tensor<4>, levels: &[usize]) -> Vec<Tensor<4>> {
         let deepest = levels.iter().copied().max().unwrap_or(0);
-        let mut x = relu(self.stem.bn.forward(self.stem.conv.forward(images)));
+        let mut x = relu(self.stem.bn.forward(conv_forward(&self.stem.conv, images)));
         x = self.stem.pool.forward(x);
         let mut outputs = Vec::with_capacity(levels.len());
         for (level, layer) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]

@@ -376,15 +376,31 @@ impl SrpNet {
         episode: &EpisodeTensors,
         phase: Phase,
     ) -> Result<EpisodeOutput, ModelError> {
-        let config = &self.config;
-        let k = episode.shots();
-        let size = episode.image_size();
-        // Support and query share the backbone: one batch of K + 1 images.
+        self.head(self.episode_features(episode), episode, phase)
+    }
+
+    /// The pyramid features of an episode's K supports and its query: [K + 1, C, h, w].
+    /// Support and query share the backbone: one batch of K + 1 images.
+    pub fn episode_features(&self, episode: &EpisodeTensors) -> Tensor<4> {
         let images = Tensor::cat(
             vec![episode.support_images.clone(), episode.query_image.clone()],
             0,
         );
-        let features = self.features(images);
+        self.features(images)
+    }
+
+    /// Everything after the features: prototypes, similarity, support recovery, IQI and the
+    /// losses, under `self.config`. `features` are [`SrpNet::episode_features`] of `episode`
+    /// (evaluation computes them once for every IQI setting of a table).
+    pub fn head(
+        &self,
+        features: Tensor<4>,
+        episode: &EpisodeTensors,
+        phase: Phase,
+    ) -> Result<EpisodeOutput, ModelError> {
+        let config = &self.config;
+        let k = episode.shots();
+        let size = episode.image_size();
         let [_, c, h, w] = features.dims();
         let support_features = features.clone().slice([0..k, 0..c, 0..h, 0..w]);
         let query_features = features.slice([k..k + 1, 0..c, 0..h, 0..w]);

@@ -1,17 +1,12 @@
-//! Paired comparisons: every difference a table's config asks for (`compare_to`), with its
-//! paired bootstrap interval over training seeds and test episodes.
+//! Paired comparisons: every difference a table's config asks for (`compare_to`), per training
+//! seed, with the paired t-interval over the seeds.
 
 use anyhow::{Result, bail};
 
 use super::Evaluation;
 use super::config::Reproduction;
 use crate::metrics::Counts;
-use crate::stats::{Interval, paired_bootstrap};
-
-/// Resamples per interval, and the seed of the resampling RNG (fixed: the same data give the
-/// same interval everywhere).
-pub const REPLICATES: usize = 2000;
-pub const BOOTSTRAP_SEED: u64 = 2023;
+use crate::stats::{Interval, paired_t_interval};
 
 /// One difference: `method - reference` on `metric`, mean over folds, with its interval.
 #[derive(Debug, Clone)]
@@ -20,6 +15,9 @@ pub struct Difference {
     pub reference: String,
     pub shots: usize,
     pub metric: &'static str,
+    /// Per training seed (in the order of the table's seeds): the seed's mean over folds of
+    /// `method` minus that of `reference`.
+    pub per_seed: Vec<f64>,
     pub interval: Interval,
 }
 
@@ -45,35 +43,24 @@ type Grid = Vec<Vec<Vec<Episode>>>;
 type Keys = Vec<Vec<(u64, u64)>>;
 
 // ANCHOR: statistic
-/// The table's number on a resample: per drawn training seed, the mean over folds of the mean
-/// over evaluation seeds of the class-accumulated mIoU (or FB-IoU) of the drawn episodes; then
-/// the mean over the drawn seeds. On the identity draw this is exactly the table's mean column.
-fn table_number(
-    grid: &Grid,
-    folds: usize,
-    fb_iou: bool,
-    seeds: &[usize],
-    picks: &[Vec<usize>],
-) -> f64 {
-    let per_group = picks.len() / folds;
-    let mut total = 0.0;
-    for &s in seeds {
-        let mut over_folds = 0.0;
-        for f in 0..folds {
-            let mut over_eval_seeds = 0.0;
-            for g in f * per_group..(f + 1) * per_group {
-                let episodes = picks[g].iter().map(|&e| &grid[s][g][e]);
-                over_eval_seeds += if fb_iou {
-                    fb_iou_of(episodes)
-                } else {
-                    miou_of(episodes)
-                };
-            }
-            over_folds += over_eval_seeds / per_group as f64;
+/// One training seed's table number: the mean over folds of the mean over evaluation seeds of
+/// the class-accumulated mIoU (or FB-IoU) of its episodes. The mean over seeds of these is
+/// exactly the table's mean column.
+fn seed_number(grid: &Grid, folds: usize, fb_iou: bool, seed: usize) -> f64 {
+    let per_group = grid[seed].len() / folds;
+    let mut over_folds = 0.0;
+    for f in 0..folds {
+        let mut over_eval_seeds = 0.0;
+        for episodes in &grid[seed][f * per_group..(f + 1) * per_group] {
+            over_eval_seeds += if fb_iou {
+                fb_iou_of(episodes.iter())
+            } else {
+                miou_of(episodes.iter())
+            };
         }
-        total += over_folds / folds as f64;
+        over_folds += over_eval_seeds / per_group as f64;
     }
-    total / seeds.len() as f64
+    over_folds / folds as f64
 }
 // ANCHOR_END: statistic
 
@@ -182,24 +169,18 @@ pub fn differences(
                         m.name
                     );
                 }
-                let groups: Vec<usize> = keys_a.iter().map(Vec::len).collect();
                 let folds = r.folds.len();
                 for (metric, fb) in [("mIoU", false), ("FB-IoU", true)] {
-                    let interval = paired_bootstrap(
-                        train_seeds.len(),
-                        &groups,
-                        REPLICATES,
-                        BOOTSTRAP_SEED,
-                        |seeds, picks| {
-                            table_number(&a, folds, fb, seeds, picks)
-                                - table_number(&b, folds, fb, seeds, picks)
-                        },
-                    );
+                    let per_seed: Vec<f64> = (0..train_seeds.len())
+                        .map(|s| seed_number(&a, folds, fb, s) - seed_number(&b, folds, fb, s))
+                        .collect();
+                    let interval = paired_t_interval(&per_seed);
                     out.push(Difference {
                         method: m.name.clone(),
                         reference: reference.clone(),
                         shots,
                         metric,
+                        per_seed,
                         interval,
                     });
                 }
@@ -211,15 +192,18 @@ pub fn differences(
 // ANCHOR_END: compare
 
 /// How the intervals are made, for the sentence under every table.
-pub fn method_sentence() -> String {
+pub fn method_sentence(seeds: usize) -> String {
     format!(
-        "Each difference is a row's mean over folds minus its reference row's, in points, with a \
-         paired bootstrap 95% interval: {REPLICATES} resamples (RNG seed {BOOTSTRAP_SEED}), each \
-         drawing the training seeds with replacement and, independently, the test episodes of \
-         every fold and evaluation seed with replacement (one draw shared by both rows and every \
-         seed, so the pairing is kept), then recomputing both rows' class-accumulated mIoU (or \
-         FB-IoU) exactly as the table does; the interval is the 2.5% and 97.5% percentiles. A \
-         difference is called a gain only when its whole interval lies above 0 (a loss: below \
-         0); otherwise it is not resolved by this budget."
+        "Each difference is a row's mean over folds minus its reference row's, in points. It is \
+         computed per training seed (both rows' models of a seed are evaluated on identical test \
+         episodes; each seed's number is its mean over folds and evaluation seeds of the \
+         class-accumulated metric, exactly as the table cell), and the 95% interval is the \
+         paired t-interval over the {seeds} training seeds: mean ± t(0.975, {df}) · s / √{seeds}, \
+         s the sample standard deviation of the per-seed differences, which are listed beside \
+         it. The training seed is the experimental unit: the interval says how much the \
+         difference would move with another set of {seeds} trained models. A difference is a \
+         gain only when its whole interval lies above 0 (a loss: below 0); otherwise it is not \
+         resolved.",
+        df = seeds.saturating_sub(1)
     )
 }

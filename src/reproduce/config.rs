@@ -53,7 +53,8 @@ pub struct MethodSpec {
     pub train: toml::Table,
     #[serde(default)]
     pub eval: toml::Table,
-    /// Rows this row is compared with: each difference gets a paired bootstrap interval.
+    /// Rows this row is compared with: each difference gets a paired t-interval over training
+    /// seeds.
     #[serde(default)]
     pub compare_to: Vec<String>,
 }

@@ -19,7 +19,7 @@ mod verify;
 mod workers;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -33,7 +33,7 @@ use crate::model::Profile;
 use crate::train::TrainConfig;
 
 pub use cache::{cache_key, fnv1a};
-pub use compare::{BOOTSTRAP_SEED, Difference, REPLICATES};
+pub use compare::Difference;
 pub use config::{
     Budget, Kind, MethodPreset, MethodSpec, ORDER, Reproduction, configs_dir,
     has_embedded_stand_in, list, merge, read,
@@ -111,6 +111,9 @@ struct Runner {
     started: Instant,
     /// With `--fresh`: the runs already retrained by this invocation.
     fresh: RefCell<HashSet<PathBuf>>,
+    /// The steps each run folder had before this invocation trained anything (what the
+    /// provenance's `models` line reports: trained here, continued, or from the cache).
+    steps_before: HashMap<PathBuf, u64>,
     /// Evaluations done by the `--jobs` workers.
     evaluated: workers::Evaluated,
     /// How the work ran, for the provenance: worker processes and the threads each had.
@@ -171,10 +174,15 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         bar: indicatif::ProgressBar::hidden(),
         started: Instant::now(),
         fresh: RefCell::new(HashSet::new()),
+        steps_before: HashMap::new(),
         evaluated: Default::default(),
         processes: "1 (this process)".into(),
         options,
     };
+    // The data root first: a wrong folder is named before missing weights are.
+    for r in &repros {
+        ctx.data_config(r).check_root()?;
+    }
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
     if ctx.options.plan {
         for r in &repros {
@@ -261,12 +269,12 @@ impl Runner {
         b
     }
 
-    /// The training seeds `r` uses: all of them for tables; figures draw the models of the first
-    /// training seed only.
+    /// The training seeds `r` uses: all of them for tables and for the bound figure (every
+    /// trained model's episodes); the picture figure draws the models of the first seed only.
     pub(super) fn trained_seeds<'a>(&self, r: &Reproduction, budget: &'a Budget) -> &'a [u64] {
         match r.kind {
-            Kind::Table => &budget.train_seeds[..],
-            _ => &budget.train_seeds[..1],
+            Kind::Table | Kind::FigBound => &budget.train_seeds[..],
+            Kind::Fig1 => &budget.train_seeds[..1],
         }
     }
 
@@ -283,7 +291,9 @@ impl Runner {
                     let c = self.train_config(r, m, fold, seed)?;
                     let dir = self.run_dir(&c);
                     if seen.insert(dir.root.clone()) {
-                        total += c.steps.saturating_sub(self.done_steps(&dir));
+                        let done = self.done_steps(&dir);
+                        self.steps_before.insert(dir.root.clone(), done);
+                        total += c.steps.saturating_sub(done);
                     }
                     total += match r.kind {
                         Kind::Fig1 => r.rows as u64,

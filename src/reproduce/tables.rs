@@ -49,15 +49,7 @@ impl Runner {
             )
             .push("schedule", schedule)
             .push("training seeds", format!("{:?}", budget.train_seeds))
-            .push(
-                "models",
-                if self.options.fresh {
-                    "all trained by this run (--fresh)"
-                } else {
-                    "from the run cache where present (key: training config, backend, crate \
-                     version and code hash)"
-                },
-            )
+            .push("models", self.models_line(r)?)
             .push(
                 "evaluation",
                 format!(
@@ -93,6 +85,40 @@ impl Runner {
             );
         }
         Ok(p)
+    }
+
+    /// Where the models of `r` came from, as it really happened: trained by this run,
+    /// continued from a checkpoint, or taken whole from the run cache.
+    fn models_line(&self, r: &Reproduction) -> Result<String> {
+        let budget = self.budget(r);
+        let mut seen = std::collections::HashSet::new();
+        let (mut trained, mut continued, mut cached) = (0, 0, 0);
+        for m in &r.methods {
+            for &fold in &r.folds {
+                for &seed in self.trained_seeds(r, &budget) {
+                    let c = self.train_config(r, m, fold, seed)?;
+                    let dir = self.run_dir(&c).root;
+                    if !seen.insert(dir.clone()) {
+                        continue;
+                    }
+                    match self.steps_before.get(&dir).copied().unwrap_or(0) {
+                        0 => trained += 1,
+                        s if s < c.steps => continued += 1,
+                        _ => cached += 1,
+                    }
+                }
+            }
+        }
+        let total = trained + continued + cached;
+        Ok(if trained == total {
+            format!("all {total} trained by this run")
+        } else {
+            format!(
+                "{trained} of {total} trained by this run, {continued} continued from a \
+                 checkpoint of an earlier run, {cached} taken from the run cache (key: training \
+                 config, backend, crate version and code hash)"
+            )
+        })
     }
 
     pub(super) fn stem(&self, r: &Reproduction) -> String {
@@ -240,10 +266,11 @@ pub fn table_csv(evals: &[Evaluation], provenance: &Provenance) -> String {
 /// Every paired difference with its interval (fractions, like the results CSV).
 pub fn differences_csv(diffs: &[Difference], provenance: &Provenance) -> String {
     let mut text = provenance.header();
-    text += "method,reference,shots,metric,difference,low,high,verdict\n";
+    text += "method,reference,shots,metric,difference,low,high,verdict,seeds,per_seed\n";
     for d in diffs {
+        let per_seed: Vec<String> = d.per_seed.iter().map(|v| format!("{v:.6}")).collect();
         text += &format!(
-            "{},{},{},{},{:.6},{:.6},{:.6},{}\n",
+            "{},{},{},{},{:.6},{:.6},{:.6},{},{},{}\n",
             csv_field(&d.method),
             csv_field(&d.reference),
             d.shots,
@@ -251,7 +278,9 @@ pub fn differences_csv(diffs: &[Difference], provenance: &Provenance) -> String 
             d.interval.estimate,
             d.interval.low,
             d.interval.high,
-            d.verdict()
+            d.verdict(),
+            d.per_seed.len(),
+            per_seed.join(" ")
         );
     }
     text
@@ -391,23 +420,24 @@ pub fn table_markdown(
         if !here.is_empty() {
             md += &format!(
                 "## {shots}-shot paired differences (points, mean over folds)\n\n\
-                 | difference | mIoU | 95% interval | verdict | FB-IoU | 95% interval | verdict |\n\
-                 |---|---:|---:|---|---:|---:|---|\n"
+                 | difference | metric | mean | 95% interval | verdict | per training seed |\n\
+                 |---|---|---:|---:|---|---|\n"
             );
-            for pair in here.chunks(2) {
-                md += &format!("| {} − {} |", pair[0].method, pair[0].reference);
-                for d in pair {
-                    md += &format!(
-                        " {} | [{}, {}] | {} |",
-                        signed(d.interval.estimate),
-                        signed(d.interval.low),
-                        signed(d.interval.high),
-                        d.verdict()
-                    );
-                }
-                md.push('\n');
+            for d in &here {
+                let per_seed: Vec<String> = d.per_seed.iter().map(|v| signed(*v)).collect();
+                md += &format!(
+                    "| {} − {} | {} | {} | [{}, {}] | {} | {} |\n",
+                    d.method,
+                    d.reference,
+                    d.metric,
+                    signed(d.interval.estimate),
+                    signed(d.interval.low),
+                    signed(d.interval.high),
+                    d.verdict(),
+                    per_seed.join(" ")
+                );
             }
-            md += &format!("\n{}\n\n", method_sentence());
+            md += &format!("\n{}\n\n", method_sentence(budget.train_seeds.len()));
             md += &verdict_summary(&here);
         }
     }

@@ -19,7 +19,7 @@ use super::config::{Kind, Reproduction};
 use super::training::{load_run, train_run};
 use crate::backend::BackendKind;
 use crate::data::Split;
-use crate::eval::{EvalReport, EvalSettings, evaluate};
+use crate::eval::{EvalReport, EvalSettings, evaluate_many};
 use crate::experiment::write_atomic;
 use crate::model::{ModelConfig, Profile, SrpNet};
 use crate::train::{RunDir, TrainConfig};
@@ -78,13 +78,23 @@ impl Runner {
     pub(super) fn run_workers(&mut self, repros: &[Reproduction]) -> Result<()> {
         let groups = self.groups(repros)?;
         let jobs = self.jobs().min(groups.len());
-        if jobs < 2 {
-            return Ok(());
-        }
         for g in &groups {
             if self.done_steps(&RunDir::new(&g.dir)) < g.config.steps {
                 self.prepare_run(&g.config, &RunDir::new(&g.dir))?;
             }
+        }
+        if jobs < 2 {
+            // One job: the same work in this process, group by group.
+            let tick = || self.bar.inc(1);
+            let mut evaluated = Vec::new();
+            for g in &groups {
+                let reports = run_group(g, self.options.backend, &tick)?;
+                for (task, report) in g.evals.iter().zip(reports) {
+                    evaluated.push((task.key(&g.dir), report));
+                }
+            }
+            self.evaluated.extend(evaluated);
+            return Ok(());
         }
         // Longest first onto the least-loaded worker: the workers finish close together.
         let cost = |g: &Group| {
@@ -240,32 +250,61 @@ pub fn worker(job: &Path) -> Result<()> {
     let job_spec: Job =
         serde_json::from_str(&text).with_context(|| format!("reading {}", job.display()))?;
     let tick = || println!("{TICK}");
-    let mut reports = Vec::new();
-    for g in &job_spec.groups {
-        let dir = RunDir::new(&g.dir);
-        if cache::done_steps(&dir) < g.config.steps {
-            train_run(&g.config, &dir, job_spec.backend, &tick)?;
-        }
-        let mut done = Vec::new();
-        if !g.evals.is_empty() {
-            let model = load_run(&g.config, &dir, job_spec.backend)?;
-            let bench = g.config.data.open(g.config.image_size, &[Split::Test])?;
-            for task in &g.evals {
-                let model = SrpNet {
-                    config: task.model.clone(),
-                    ..model.clone()
-                };
-                done.push(evaluate(&model, bench.as_ref(), &task.settings, |_, _| {
-                    tick()
-                })?);
-            }
-        }
-        reports.push(done);
-    }
+    let reports = job_spec
+        .groups
+        .iter()
+        .map(|g| run_group(g, job_spec.backend, &tick))
+        .collect::<Result<Vec<_>>>()?;
     let results = job.with_extension("results.json");
     write_atomic(&results, serde_json::to_string(&reports)?.as_bytes())
         .with_context(|| format!("cannot write {}", results.display()))?;
     Ok(())
+}
+
+/// Trains the model of `g` if its run has steps left, then does its evaluations: those on the
+/// same episodes whose configs share the trained backbone and pyramid in one pass
+/// ([`evaluate_many`]: the features once per episode). `tick` after every step and every
+/// (episode, evaluation). The reports in the order of `g.evals`.
+fn run_group(g: &Group, backend: BackendKind, tick: &dyn Fn()) -> Result<Vec<EvalReport>> {
+    let dir = RunDir::new(&g.dir);
+    if cache::done_steps(&dir) < g.config.steps {
+        train_run(&g.config, &dir, backend, tick)?;
+    }
+    let mut reports: Vec<Option<EvalReport>> = vec![None; g.evals.len()];
+    if g.evals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model = load_run(&g.config, &dir, backend)?;
+    let bench = g.config.data.open(g.config.image_size, &[Split::Test])?;
+    for (i, task) in g.evals.iter().enumerate() {
+        if reports[i].is_some() {
+            continue;
+        }
+        let shared = |t: &EvalTask| {
+            t.model.backbone == task.model.backbone
+                && t.model.pyramid == task.model.pyramid
+                && t.settings == task.settings
+        };
+        let batch: Vec<usize> = (i..g.evals.len())
+            .filter(|&j| reports[j].is_none() && shared(&g.evals[j]))
+            .collect();
+        let configs: Vec<ModelConfig> = batch.iter().map(|&j| g.evals[j].model.clone()).collect();
+        let model = SrpNet {
+            config: task.model.clone(),
+            ..model.clone()
+        };
+        let done = evaluate_many(&model, &configs, bench.as_ref(), &task.settings, |_, _| {
+            tick()
+        })
+        .with_context(|| format!("evaluating the model in {}", g.dir.display()))?;
+        for (j, report) in batch.into_iter().zip(done) {
+            reports[j] = Some(report);
+        }
+    }
+    Ok(reports
+        .into_iter()
+        .map(|r| r.expect("every evaluation ran"))
+        .collect())
 }
 
 /// The evaluations the workers did, by [`EvalTask::key`].

@@ -160,3 +160,46 @@ pub fn on_every_second_backend(autodiff: bool, mut check: impl FnMut(BackendKind
         unavailable.join("; ")
     );
 }
+
+/// The committed results files (`reproductions/results/*.csv` and `*.md`) as (file name, text),
+/// read from git's HEAD where the tree is a git checkout: `reproduce table1` rewrites the files
+/// in place, so a user's own regeneration (on another CPU, or a second run from the cache) must
+/// not change what the tests of the committed results see. Outside git, the files on disk.
+pub fn committed_results() -> Vec<(String, String)> {
+    let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = "reproductions/results";
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(top)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8(o.stdout).expect("UTF-8 results"))
+    };
+    let wanted = |name: &str| name.ends_with(".csv") || name.ends_with(".md");
+    let mut files: Vec<(String, String)> =
+        match git(&["ls-tree", "--name-only", "HEAD", &format!("{dir}/")]) {
+            Some(list) => list
+                .lines()
+                .filter(|p| wanted(p))
+                .map(|p| {
+                    let text = git(&["show", &format!("HEAD:{p}")])
+                        .unwrap_or_else(|| panic!("git show HEAD:{p} failed"));
+                    (p.rsplit('/').next().unwrap().to_string(), text)
+                })
+                .collect(),
+            None => std::fs::read_dir(top.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| wanted(&p.to_string_lossy()))
+                .map(|p| {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    (p.file_name().unwrap().to_string_lossy().to_string(), text)
+                })
+                .collect(),
+        };
+    files.sort();
+    files
+}

@@ -174,25 +174,22 @@ pub trait ModuleOps<B: Backend> {
     ) -> BatchNormTrain<B> {
         let shape = x.shape();
         let channels = shape[1];
-        let samples_per_channel = shape.num_elements() / channels;
-        let flattened = Shape::new([channels, samples_per_channel]);
+        // srpnet patch (temporary, see the srpnet book's performance chapter): the per-channel
+        // means over [N, C, rest] as a mean over `rest`, then over N (equal counts, so the same
+        // mean), instead of swapping N and C first: the swap is a full transposed copy of the
+        // activation, which cost more than the arithmetic of the whole batch norm.
+        let flattened = Shape::new([shape[0], channels, shape.num_elements() / (shape[0] * channels)]);
         let mut per_channel = alloc::vec![1; shape.num_dims()];
         per_channel[1] = channels;
 
         // Use mean directly to avoid overflowing intermediate sums in f16.
-        let mean = B::float_mean_dim(
-            B::float_reshape(B::float_swap_dims(x.clone(), 0, 1), flattened.clone()),
-            1,
-        );
+        let channel_mean = |t: FloatTensor<B>| {
+            B::float_mean_dim(B::float_mean_dim(B::float_reshape(t, flattened.clone()), 2), 0)
+        };
+        let mean = channel_mean(x.clone());
         let mean = B::float_reshape(mean, Shape::from(per_channel));
         let centered = B::float_sub(x.clone(), mean.clone());
-        let variance = B::float_mean_dim(
-            B::float_reshape(
-                B::float_swap_dims(B::float_mul(centered.clone(), centered), 0, 1),
-                flattened,
-            ),
-            1,
-        );
+        let variance = channel_mean(B::float_mul(centered.clone(), centered));
         let mean = B::float_reshape(mean, Shape::new([channels]));
         let variance = B::float_reshape(variance, Shape::new([channels]));
         let output = B::batch_norm(x, gamma, beta, mean.clone(), variance.clone(), epsilon);
@@ -214,7 +211,8 @@ pub trait ModuleOps<B: Backend> {
         let shape = x.shape();
         let rank = shape.num_dims();
         let channels = shape[1];
-        let flattened = Shape::new([channels, shape.num_elements() / channels]);
+        // srpnet patch: reductions over [N, C, rest] without swapping N and C (see above).
+        let flattened = Shape::new([shape[0], channels, shape.num_elements() / (shape[0] * channels)]);
         let mut per_channel = alloc::vec![1; rank];
         per_channel[1] = channels;
         let per_channel = Shape::from(per_channel);
@@ -231,24 +229,18 @@ pub trait ModuleOps<B: Backend> {
             inv_std.clone(),
         );
 
-        let output_grad_flat = B::float_reshape(
-            B::float_swap_dims(output_grad.clone(), 0, 1),
-            flattened.clone(),
-        );
-        let normalized_grad_flat = B::float_reshape(
-            B::float_swap_dims(B::float_mul(output_grad.clone(), normalized.clone()), 0, 1),
-            flattened,
-        );
-        let beta_grad = B::float_sum_dim(output_grad_flat.clone(), 1);
-        let gamma_grad = B::float_sum_dim(normalized_grad_flat.clone(), 1);
+        let output_grad_flat = B::float_reshape(output_grad.clone(), flattened.clone());
+        let normalized_grad_flat =
+            B::float_reshape(B::float_mul(output_grad.clone(), normalized.clone()), flattened);
+        let sum = |t: FloatTensor<B>| B::float_sum_dim(B::float_sum_dim(t, 2), 0);
+        let channel_mean = |t: FloatTensor<B>| B::float_mean_dim(B::float_mean_dim(t, 2), 0);
+        let beta_grad = sum(output_grad_flat.clone());
+        let gamma_grad = sum(normalized_grad_flat.clone());
 
         // Compute means independently: parameter-gradient sums can overflow in f16.
-        let mean_grad =
-            B::float_reshape(B::float_mean_dim(output_grad_flat, 1), per_channel.clone());
-        let mean_normalized_grad = B::float_reshape(
-            B::float_mean_dim(normalized_grad_flat, 1),
-            per_channel.clone(),
-        );
+        let mean_grad = B::float_reshape(channel_mean(output_grad_flat), per_channel.clone());
+        let mean_normalized_grad =
+            B::float_reshape(channel_mean(normalized_grad_flat), per_channel.clone());
         let centred_grad = B::float_sub(output_grad, mean_grad);
         let projected = B::float_mul(normalized, mean_normalized_grad);
         let scale = B::float_mul(B::float_reshape(gamma, per_channel), inv_std);
