@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::backend::{BackendError, BackendKind};
 use crate::model::loss::segmentation_cross_entropy;
 use crate::model::pyramid::bilinear_to;
-use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase};
+use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, Profile};
 
 /// One benchmark case: a model config at one image size.
 #[derive(Debug, Clone)]
@@ -178,7 +178,55 @@ pub fn run_case(case: &BenchCase, settings: &BenchSettings) -> Result<BenchResul
             let _ = segmentation_cross_entropy(up, labels).backward();
             Ok(())
         })?;
+        // Inference split where evaluation can share work: the episode's features (backbone +
+        // pyramid, shared by every IQI setting of a model) and the head (prototypes, similarity,
+        // support recovery, IQI, the probabilities read back).
+        let inference_features = time(settings, &plain, || {
+            let _ = inference_model.episode_features(&plain_episode).into_data();
+            Ok(())
+        })?;
+        let features = inference_model.episode_features(&plain_episode);
+        let inference_head = time(settings, &plain, || {
+            let out = inference_model.head(features.clone(), &plain_episode, Phase::Infer)?;
+            let _ = out.query_probabilities.into_data();
+            Ok(())
+        })?;
+        // The optimizer: SGD with momentum and weight decay over every parameter, once per step
+        // (lr 0: the model stays the same, the work does not).
+        let optimizer_step = {
+            use burn::optim::GradientsParams;
+            let mut optimizer =
+                crate::train::TrainConfig::preset(case.model.clone(), Profile::Embedded)
+                    .optimizer()
+                    .init();
+            let mut current = model.clone();
+            let mut times = Vec::with_capacity(settings.runs);
+            for i in 0..settings.warmup + settings.runs {
+                let out = current.forward(&episode, Phase::Train)?;
+                let loss = out.losses.ok_or(BenchError::NoLoss)?.total;
+                let grads = GradientsParams::from_grads(loss.backward(), &current);
+                let started = Instant::now();
+                current = optimizer.step(0.0, current, grads);
+                let _ = device.sync();
+                if i >= settings.warmup {
+                    times.push(started.elapsed().as_secs_f64());
+                }
+            }
+            median(times)
+        };
         breakdown = vec![
+            (
+                "inference: episode features (backbone + pyramid)".to_string(),
+                inference_features,
+            ),
+            (
+                "inference: head (prototypes, similarity, IQI)".to_string(),
+                inference_head,
+            ),
+            (
+                "optimizer step (SGD, momentum, weight decay)".to_string(),
+                optimizer_step,
+            ),
             ("backbone forward".to_string(), backbone_forward),
             ("backbone forward+backward".to_string(), backbone_step),
             (

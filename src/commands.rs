@@ -128,6 +128,8 @@ pub fn resolve_train_config(args: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let config = resolve_train_config(args)?;
+    // The config the user wrote is checked before its weights are looked for.
+    config.validate()?;
     let (config, weights) = if args.resume {
         (config, None)
     } else {
@@ -365,14 +367,8 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
             args.masks.len()
         );
     }
-    let (model, config, source) = load_model(
-        args.run.as_deref(),
-        args.weights.as_deref(),
-        args.method,
-        args.profile,
-        args.backend,
-    )?;
-    let device = args.backend.device(false)?;
+    // The user's images and masks first: every one is read and checked before the model (whose
+    // weights may be missing) is loaded and before the output folder is created.
     let own = OwnImages {
         supports: args
             .supports
@@ -384,6 +380,15 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         class_id: args.class_id,
         class_name: "object".into(),
     };
+    let episodes = own.episodes()?;
+    let (model, config, source) = load_model(
+        args.run.as_deref(),
+        args.weights.as_deref(),
+        args.method,
+        args.profile,
+        args.backend,
+    )?;
+    let device = args.backend.device(false)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     println!(
@@ -392,7 +397,7 @@ pub fn run_predict(args: &PredictArgs) -> Result<()> {
         args.queries.len()
     );
     let transform = Transform::eval(config.image_size, config.normalization);
-    for (episode, query_path) in own.episodes()?.into_iter().zip(&args.queries) {
+    for (episode, query_path) in episodes.into_iter().zip(&args.queries) {
         let episode = transform.apply(episode, &mut crate::data::rng::Rng::new(0));
         let tensors = EpisodeTensors::from_episode(&episode, &device)?;
         let out = model.forward(&tensors, Phase::Infer)?;

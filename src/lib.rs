@@ -17,3 +17,20 @@ pub mod reproduce;
 pub mod stats;
 pub mod train;
 pub mod weights;
+
+/// An error and its causes for the terminal, each said once: a cause whose text the message
+/// before it already shows (errors that print their source in their own message) is not
+/// repeated, so `{path}: {io error}` does not become `...: {io error}: {io error}`.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !shown
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            shown.push(text);
+        }
+    }
+    shown.join(": ")
+}

@@ -734,3 +734,64 @@ fn conv_forward_equals_the_plain_convolution_in_value_and_weight_gradient() {
         );
     }
 }
+
+/// Batch norm in training mode (batch statistics), which the embedded profile trains with and
+/// whose reductions `vendor/burn-backend` reorders: output and input gradient against the
+/// definition in f64, y = gamma (x - mean) / sqrt(var + eps) + beta with the biased variance over
+/// N, H, W, and dL/dx for L = sum(y * w) by its closed form.
+#[test]
+fn batch_norm_in_training_mode_matches_its_definition_in_value_and_gradient() {
+    use burn::nn::BatchNormConfig;
+    let d = device().autodiff();
+    let (n, c, h, w) = (2, 3, 5, 4);
+    let eps = 1e-5;
+    let bn = BatchNormConfig::new(c).with_epsilon(eps).init(&d);
+    let xs: Vec<f32> = common::noise(5, n * c * h * w)
+        .iter()
+        .map(|v| 3.0 * v + 0.5)
+        .collect();
+    let ws = common::noise(6, n * c * h * w);
+    let x = common::tensor(xs.clone(), [n, c, h, w], &d).require_grad();
+    let y = bn.forward(x.clone());
+    let grads = (y.clone() * common::tensor(ws.clone(), [n, c, h, w], &d))
+        .sum()
+        .backward();
+    let (y, gx) = (values(y), values(x.grad(&grads).unwrap()));
+    let at = |b: usize, ch: usize, i: usize| (b * c + ch) * h * w + i;
+    let m = (n * h * w) as f64;
+    for ch in 0..c {
+        let idx: Vec<usize> = (0..n)
+            .flat_map(|b| (0..h * w).map(move |i| at(b, ch, i)))
+            .collect();
+        let mean = idx.iter().map(|&k| xs[k] as f64).sum::<f64>() / m;
+        let var = idx
+            .iter()
+            .map(|&k| (xs[k] as f64 - mean).powi(2))
+            .sum::<f64>()
+            / m;
+        let inv = 1.0 / (var + eps).sqrt();
+        let xhat: Vec<f64> = idx.iter().map(|&k| (xs[k] as f64 - mean) * inv).collect();
+        // gamma = 1, beta = 0 at initialisation.
+        let mean_w = idx.iter().map(|&k| ws[k] as f64).sum::<f64>() / m;
+        let mean_wx = idx
+            .iter()
+            .zip(&xhat)
+            .map(|(&k, xh)| ws[k] as f64 * xh)
+            .sum::<f64>()
+            / m;
+        for (j, &k) in idx.iter().enumerate() {
+            assert!(
+                (y[k] as f64 - xhat[j]).abs() < 1e-4,
+                "y[{k}] = {} vs {}",
+                y[k],
+                xhat[j]
+            );
+            let g = inv * (ws[k] as f64 - mean_w - xhat[j] * mean_wx);
+            assert!(
+                (gx[k] as f64 - g).abs() < 1e-4,
+                "dx[{k}] = {} vs {g}",
+                gx[k]
+            );
+        }
+    }
+}

@@ -646,3 +646,99 @@ fn method_names_with_commas_and_quotes_survive_the_csv() {
         assert_eq!(&record[0], name);
     }
 }
+
+/// Every interval and verdict of the committed tables, recomputed here from the committed
+/// per-model rows with an implementation of its own (not `srpnet::stats`): per training seed, a
+/// row's number is the mean of its CSV values over folds and evaluation seeds; the difference's
+/// interval is the paired t-interval over seeds, t from a printed table. The `.differences.csv`
+/// must agree within the CSV's rounding, and the Markdown must print the same numbers and verdict:
+/// a "gain" whose seed-level interval contains 0 fails here.
+#[test]
+fn committed_verdicts_are_paired_t_intervals_over_training_seeds() {
+    // Student's t, 97.5%, df 1..=12 (a printed table).
+    const T975: [f64; 12] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+    ];
+    let mut checked = 0;
+    for (name, text) in committed_csvs() {
+        let (_, columns, rows) = parse_text(&name, &text);
+        let col = |c: &str| columns.iter().position(|x| x == c).unwrap();
+        // (method, shots, seed, metric column) -> values over folds and evaluation seeds
+        let mut per_seed: std::collections::BTreeMap<(String, String, u64, usize), Vec<f64>> =
+            Default::default();
+        for r in &rows {
+            for metric in [col("miou"), col("fb_iou")] {
+                per_seed
+                    .entry((r[0].clone(), r[2].clone(), r[3].parse().unwrap(), metric))
+                    .or_default()
+                    .push(r[metric].parse().unwrap());
+            }
+        }
+        let differences = name.replace(".csv", ".differences.csv");
+        let (_, dcols, diffs) = parse_text(&differences, &committed(&differences));
+        let md = committed(&name.replace(".csv", ".md"));
+        let d = |row: &[String], c: &str| row[dcols.iter().position(|x| x == c).unwrap()].clone();
+        for row in &diffs {
+            let (a, b, shots) = (d(row, "method"), d(row, "reference"), d(row, "shots"));
+            let metric = if d(row, "metric") == "mIoU" {
+                col("miou")
+            } else {
+                col("fb_iou")
+            };
+            let seeds: Vec<u64> = per_seed
+                .keys()
+                .filter(|k| k.0 == a && k.1 == shots && k.3 == metric)
+                .map(|k| k.2)
+                .collect();
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let diff: Vec<f64> = seeds
+                .iter()
+                .map(|&s| {
+                    mean(&per_seed[&(a.clone(), shots.clone(), s, metric)])
+                        - mean(&per_seed[&(b.clone(), shots.clone(), s, metric)])
+                })
+                .collect();
+            let n = diff.len();
+            assert!(n >= 2, "{differences}: {a} − {b} has {n} seeds");
+            let m = mean(&diff);
+            let sd = (diff.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+            let half = T975[n - 2] * sd / (n as f64).sqrt();
+            let (low, high) = (m - half, m + half);
+            let verdict = if low > 0.0 {
+                "gain"
+            } else if high < 0.0 {
+                "loss"
+            } else {
+                "not resolved"
+            };
+            let what = format!(
+                "{differences}: {a} − {b}, {shots}-shot {}",
+                d(row, "metric")
+            );
+            for (c, expected) in [("difference", m), ("low", low), ("high", high)] {
+                let got: f64 = d(row, c).parse().unwrap();
+                assert!(
+                    (got - expected).abs() < 2e-5,
+                    "{what}: {c} {got} vs {expected}"
+                );
+            }
+            // A verdict that sits within rounding of 0 is left alone; any other must agree.
+            if low.abs() > 2e-5 && high.abs() > 2e-5 {
+                assert_eq!(d(row, "verdict"), verdict, "{what}: [{low}, {high}]");
+            }
+            assert_eq!(d(row, "seeds"), n.to_string(), "{what}");
+            let signed = |v: f64| format!("{:+.1}", 100.0 * v);
+            let line = format!(
+                "| {a} − {b} | {} | {} | [{}, {}] | {} |",
+                d(row, "metric"),
+                signed(d(row, "difference").parse().unwrap()),
+                signed(d(row, "low").parse().unwrap()),
+                signed(d(row, "high").parse().unwrap()),
+                d(row, "verdict")
+            );
+            assert!(md.contains(&line), "{what}: the Markdown lacks {line:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no committed difference was checked");
+}

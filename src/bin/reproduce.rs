@@ -86,7 +86,7 @@ fn main() -> ExitCode {
         // --verify found a mean outside its committed interval.
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", srpnet::error_chain(&e));
             ExitCode::FAILURE
         }
     }

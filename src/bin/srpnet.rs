@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     match srpnet::backend::in_compute_pool(|| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", srpnet::error_chain(&e));
             ExitCode::FAILURE
         }
     }

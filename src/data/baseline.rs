@@ -82,6 +82,8 @@ pub struct BaselineReport {
     pub seed: u64,
     pub fixed_feature_miou: Vec<f64>,
     pub all_foreground_miou: Vec<f64>,
+    /// FB-IoU of predicting background everywhere: the floor under every FB-IoU of the tables.
+    pub all_background_fb_iou: Vec<f64>,
 }
 
 impl BaselineReport {
@@ -101,7 +103,7 @@ pub fn fixed_feature_baseline<B: Benchmark + ?Sized>(
     seed: u64,
     transform: &Transform,
 ) -> Result<BaselineReport, DataError> {
-    let (mut fixed, mut all_fg) = (Vec::new(), Vec::new());
+    let (mut fixed, mut all_fg, mut all_bg) = (Vec::new(), Vec::new(), Vec::new());
     for fold in 0..NUM_FOLDS {
         let spec = EpisodeSpec {
             fold,
@@ -109,7 +111,11 @@ pub fn fixed_feature_baseline<B: Benchmark + ?Sized>(
             shots,
             seed,
         };
-        let (mut acc, mut acc_fg) = (Evaluator::default(), Evaluator::default());
+        let (mut acc, mut acc_fg, mut acc_bg) = (
+            Evaluator::default(),
+            Evaluator::default(),
+            Evaluator::default(),
+        );
         for ep in Episodes::new(bench, spec, transform.clone()).take(episodes_per_fold) {
             let ep = ep?;
             let feats: Vec<[f32; DIM]> = ep
@@ -129,9 +135,11 @@ pub fn fixed_feature_baseline<B: Benchmark + ?Sized>(
                 .collect();
             let _ = acc.add(ep.class_id, &pred, &ep.query.mask.data);
             let _ = acc_fg.add(ep.class_id, &vec![1; pred.len()], &ep.query.mask.data);
+            let _ = acc_bg.add(ep.class_id, &vec![0; pred.len()], &ep.query.mask.data);
         }
         fixed.push(100.0 * acc.miou().unwrap_or(0.0));
         all_fg.push(100.0 * acc_fg.miou().unwrap_or(0.0));
+        all_bg.push(100.0 * acc_bg.fb_iou().unwrap_or(0.0));
     }
     Ok(BaselineReport {
         benchmark: bench.name(),
@@ -140,6 +148,7 @@ pub fn fixed_feature_baseline<B: Benchmark + ?Sized>(
         seed,
         fixed_feature_miou: fixed,
         all_foreground_miou: all_fg,
+        all_background_fb_iou: all_bg,
     })
 }
 // ANCHOR_END: baseline

@@ -442,6 +442,11 @@ fn probe(a: &ProbeArgs) -> anyhow::Result<()> {
             fmt(&r.all_foreground_miou),
             BaselineReport::mean(&r.all_foreground_miou)
         );
+        println!(
+            "  everything background:                                        FB-IoU {} (mean {:.1})",
+            fmt(&r.all_background_fb_iou),
+            BaselineReport::mean(&r.all_background_fb_iou)
+        );
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use super::error::DataError;
 /// Decodes any PNG or JPEG into an RGB [`Image`]; a missing, truncated or non-image file is a
 /// [`DataError`] naming the file.
 pub fn load_image(path: &Path) -> Result<Image, DataError> {
-    let img = decode(path)?;
+    let img = decode_image(path)?;
     let rgb = img.to_rgb8();
     let (w, h) = rgb.dimensions();
     Ok(Image::from_rgb8(h as usize, w as usize, rgb.as_raw()))
@@ -37,7 +37,9 @@ fn truncated(path: &Path) -> DataError {
     }
 }
 
-fn decode(path: &Path) -> Result<DynamicImage, DataError> {
+/// Decodes a PNG or JPEG, refusing a missing, truncated or non-image file with an error that
+/// names it: the one decoder of every command that reads images.
+pub fn decode_image(path: &Path) -> Result<DynamicImage, DataError> {
     if !path.is_file() {
         return Err(not_found(path));
     }
@@ -120,7 +122,7 @@ enum RawMask {
 }
 
 fn read_raw_mask(path: &Path) -> Result<RawMask, DataError> {
-    let img = decode(path)?;
+    let img = decode_image(path)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     match img {
         DynamicImage::ImageLuma8(g) => Ok(RawMask::Gray(Mask {
@@ -362,6 +364,15 @@ impl OwnImages {
                     path: mask.clone(),
                     reason: "the support mask has no foreground pixel".into(),
                     fix: "check the mask (or --class-id): the support must show the object".into(),
+                });
+            }
+            if s.mask.count(0) == 0 {
+                return Err(DataError::AmbiguousMask {
+                    path: mask.clone(),
+                    reason: "the support mask has no background pixel".into(),
+                    fix: "give a mask with both the object (foreground) and the rest of the image \
+                          (background, 0): the background prototype is pooled from it"
+                        .into(),
                 });
             }
         }

@@ -153,6 +153,11 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
     } else {
         Profile::Embedded
     });
+    // The data root first: a wrong folder is named before missing weights are, and before any
+    // output folder is created.
+    for r in &repros {
+        data_config(r, options.data_root.as_deref()).check_root()?;
+    }
     let paths = Paths::new(options.out.as_deref());
     let folders = if options.plan {
         vec![]
@@ -179,10 +184,6 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
         processes: "1 (this process)".into(),
         options,
     };
-    // The data root first: a wrong folder is named before missing weights are.
-    for r in &repros {
-        ctx.data_config(r).check_root()?;
-    }
     let total: u64 = repros.iter().map(|r| ctx.work(r)).sum::<Result<u64>>()?;
     if ctx.options.plan {
         for r in &repros {
@@ -237,16 +238,7 @@ pub fn run(id: &str, options: Options) -> Result<Vec<PathBuf>> {
 
 impl Runner {
     fn data_config(&self, r: &Reproduction) -> DataConfig {
-        let root = crate::data::data_root(self.options.data_root.as_deref());
-        DataConfig {
-            benchmark: if root.is_some() {
-                r.benchmark
-            } else {
-                BenchmarkName::Synthetic5i
-            },
-            root,
-            ..DataConfig::default()
-        }
+        data_config(r, self.options.data_root.as_deref())
     }
 
     fn budget(&self, r: &Reproduction) -> Budget {
@@ -381,6 +373,21 @@ impl Runner {
             }
         }
         Ok(out)
+    }
+}
+
+/// The data `r` runs on: its benchmark under a data root (`--data-root` or `$SRPNET_DATA`),
+/// synthetic-5i without one.
+fn data_config(r: &Reproduction, data_root: Option<&Path>) -> DataConfig {
+    let root = crate::data::data_root(data_root);
+    DataConfig {
+        benchmark: if root.is_some() {
+            r.benchmark
+        } else {
+            BenchmarkName::Synthetic5i
+        },
+        root,
+        ..DataConfig::default()
     }
 }
 

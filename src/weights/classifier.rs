@@ -104,10 +104,9 @@ pub fn load_image(
     preprocessing: Preprocessing,
     device: &Device,
 ) -> Result<Tensor<4>, WeightsError> {
-    let image = image::open(path).map_err(|e| WeightsError::Image {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    // The same decoder as `predict` and the data loaders: a truncated JPEG is refused, not
+    // classified with its missing part filled in grey.
+    let image = crate::data::images::decode_image(path)?;
     let side = u32::try_from(size).unwrap_or(u32::MAX);
     let rgb = image::imageops::resize(
         &image.to_rgb8(),

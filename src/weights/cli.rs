@@ -70,12 +70,17 @@ pub fn run(cmd: WeightsCommand) -> Result<()> {
             keras_layout,
         } => {
             let device = backend.device(false)?;
-            if let Some(missing) = image.iter().find(|p| !p.is_file()) {
-                anyhow::bail!(
-                    "no image at {}; scripts/fetch-weights.sh puts two test photos in {}",
-                    missing.display(),
-                    super::photos_dir().display()
-                );
+            // The user's images first, before the weights are looked for or read: a missing,
+            // truncated or undecodable photo is named now.
+            for path in &image {
+                if !path.is_file() {
+                    anyhow::bail!(
+                        "no image at {}; scripts/fetch-weights.sh puts test photos in {}",
+                        path.display(),
+                        super::photos_dir().display()
+                    );
+                }
+                crate::data::images::decode_image(path)?;
             }
             let weights = weights.unwrap_or_else(default_weights_dir);
             if !weights.exists() {

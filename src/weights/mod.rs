@@ -129,10 +129,10 @@ pub enum WeightsError {
         file.display(), missing.len(), missing.first().map_or("", String::as_str)
     )]
     Missing { file: PathBuf, missing: Vec<String> },
-    #[error("cannot read image {}: {reason}", path.display())]
-    Image { path: PathBuf, reason: String },
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 impl WeightsError {
