@@ -22,6 +22,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check-$(date -u +%Y%m%d-%H%M%S)}
 FEATURES=${FEATURES:-wgpu}
 STEPS=${STEPS:-300}
+RUNS=${RUNS:-5}
 BACKENDS=${BACKENDS:-wgpu}
 
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
@@ -47,33 +48,45 @@ else
 fi
 srpnet=$bin/srpnet
 
-"$srpnet" backends | tee "$OUT/backends.txt"
+# Every check runs even if an earlier one failed (a missing driver fails them all, and the
+# folder should say so for each); the script exits 1 at the end if any failed.
+failed=()
+step() {
+    local log=$1
+    shift
+    if ! "$@" >"$OUT/$log" 2>&1; then
+        failed+=("$log")
+        echo "FAILED: $*" >>"$OUT/$log"
+    fi
+    tail -n 12 "$OUT/$log"
+}
 
+step backends.txt "$srpnet" backends
 # Parity against flex: the test binaries compare every compiled GPU backend with flex.
 for t in backends conv; do
-    exe=$(ls "$bin"/$t-* | head -1)
-    "$exe" --test-threads 1 --nocapture 2>&1 | tee "$OUT/parity-$t.txt"
+    step "parity-$t.txt" "$(ls "$bin"/$t-* | head -1)" --test-threads 1 --nocapture
 done
-
 for b in $BACKENDS; do
-    "$srpnet" bench --backend "$b" --profile embedded paper --runs 5 2>&1 | tee "$OUT/bench-$b.txt"
+    step "bench-$b.txt" "$srpnet" bench --backend "$b" --profile embedded paper --runs "$RUNS"
 done
-"$srpnet" bench --backend flex --profile embedded --runs 5 2>&1 | tee "$OUT/bench-flex.txt"
-
+step bench-flex.txt "$srpnet" bench --backend flex --profile embedded --runs "$RUNS"
 for b in $BACKENDS; do
-    "$bin/reproduce" table1 --profile paper --weights random --backend "$b" --plan \
-        2>&1 | tail -8 | tee "$OUT/plan-$b.txt"
+    step "plan-$b.txt" "$bin/reproduce" table1 --profile paper --weights random --backend "$b" --plan
     start=$(date +%s)
-    "$srpnet" train --profile paper --weights random --backend "$b" --fold 0 \
-        --steps "$STEPS" --out "$OUT/train-$b" --quiet 2>&1 | tee "$OUT/train-$b.txt"
+    step "train-$b.txt" "$srpnet" train --profile paper --weights random --backend "$b" --fold 0 \
+        --steps "$STEPS" --out "$OUT/train-$b" --quiet
     echo "$b: $STEPS paper-profile steps in $(( $(date +%s) - start )) s" | tee -a "$OUT/train-$b.txt"
 done
 
 {
     echo "# gpu-check, $(date -u), $(nvidia-smi -L | head -1)"
-    grep -h "max |\|relative\|test result" "$OUT"/parity-*.txt || true
+    grep -h "max |\|relative\|test result\|skipped" "$OUT"/parity-*.txt || true
     grep -h "srpnet-" "$OUT"/bench-*.txt || true
     grep -h "paper-profile steps" "$OUT"/train-*.txt || true
     tail -n 2 "$OUT"/train-*/train-log.csv 2>/dev/null || true
 } | tee "$OUT/summary.txt"
 echo "gpu-check: everything is under $OUT/"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "gpu-check: failed: ${failed[*]}" >&2
+    exit 1
+fi
