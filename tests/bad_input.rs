@@ -206,39 +206,21 @@ fn every_command_refuses_bad_input_with_a_message_that_names_it() {
         predict(
             "predict: two supports, one mask",
             [
-                "predict",
-                "--support",
-                &img,
-                "--support",
-                &img,
-                "--mask",
-                &mask,
-                "--query",
-                &query,
-                "--out",
-                &out,
+                &support(&mask)[..3],
+                &["--support".to_string(), img.clone()],
+                &support(&mask)[3..],
             ]
-            .map(String::from)
-            .to_vec(),
+            .concat(),
             &["--mask"],
         ),
         predict(
             "predict: missing run",
             [
-                "predict",
-                "--run",
-                &s(&p("no-run")),
-                "--support",
-                &img,
-                "--mask",
-                &mask,
-                "--query",
-                &query,
-                "--out",
-                &out,
+                &support(&mask)[..1],
+                &["--run".to_string(), s(&p("no-run"))],
+                &support(&mask)[1..],
             ]
-            .map(String::from)
-            .to_vec(),
+            .concat(),
             &["no-run"],
         ),
         case(
