@@ -279,6 +279,12 @@ fn a_killed_parent_takes_its_workers_with_it_at_a_checkpoint() {
         );
     }
     for run in run_folders(&out) {
+        // Stopped soon after the parent died (not trained on to the end), at a checkpoint.
+        assert!(
+            checkpoint_step(&run) < STEPS,
+            "{} trained on",
+            run.display()
+        );
         assert_eq!(
             checkpoint_step(&run),
             logged_step(&run),
@@ -306,6 +312,13 @@ fn a_killed_worker_loses_only_its_steps_since_the_checkpoint() {
     );
     let runs = run_folders(&out);
     assert_eq!(runs.len(), 2);
+    // The error names the killed worker's run, the one without a finished model.
+    let unfinished: Vec<&PathBuf> = runs.iter().filter(|r| checkpoint_step(r) < STEPS).collect();
+    assert_eq!(unfinished.len(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("unfinished: {}", unfinished[0].display())),
+        "the error names the unfinished run: {stderr}"
+    );
     // The other worker finished its model and its evaluation.
     assert!(
         runs.iter()

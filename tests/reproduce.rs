@@ -476,7 +476,10 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         !marker.exists(),
         "--verify did not retrain (the cached run survived)"
     );
-    assert!(text.contains("every cell must match exactly: it does\n"), "{text}");
+    assert!(
+        text.contains("every cell must match exactly: it does\n"),
+        "{text}"
+    );
     let (_, _, rows_fresh) = parse(&out_dir.join("table1.synthetic-5i.csv"));
     assert_eq!(
         rows, rows_fresh,

@@ -30,6 +30,7 @@ pub fn install(exit_on_second: bool) {
     let _ = ctrlc::set_handler(move || {
         let again = INTERRUPTED.swap(true, Ordering::SeqCst);
         if again && exit_on_second {
+            eprintln!("{Interrupted} (the workers stop at their next step)");
             std::process::exit(EXIT_INTERRUPTED.into());
         }
         if !again {

@@ -125,7 +125,6 @@ impl Runner {
             std::env::var("RAYON_NUM_THREADS").unwrap_or(threads.to_string())
         );
         let mut workers = Vec::new();
-        let mut all_groups = Vec::new();
         for (i, (_, groups)) in shares.into_iter().enumerate() {
             let path = folder.join(format!("worker-{i}.json"));
             let log = folder.join(format!("worker-{i}.log"));
@@ -135,7 +134,6 @@ impl Runner {
             };
             write_atomic(&path, serde_json::to_string(&job)?.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            all_groups.extend(job.groups);
             let stderr = std::fs::File::create(&log)
                 .with_context(|| format!("cannot create {}", log.display()))?;
             let mut command = Command::new(&exe);
@@ -152,7 +150,7 @@ impl Runner {
                 .spawn()
                 .with_context(|| format!("cannot start worker {i} ({})", exe.display()))?;
             interrupt::register(child.id());
-            workers.push((log, child));
+            workers.push((log, child, job.groups));
         }
         // One thread per worker turns its ticks into progress (any bytes: a line that is not
         // UTF-8 is shown as best it can be, and reading goes on to the end, so a worker never
@@ -161,7 +159,7 @@ impl Runner {
         let statuses: Vec<_> = std::thread::scope(|s| {
             let handles: Vec<_> = workers
                 .iter_mut()
-                .map(|(_, child)| {
+                .map(|(_, child, _)| {
                     let stdout = child.stdout.take().expect("piped");
                     s.spawn(move || {
                         let mut reader = BufReader::new(stdout);
@@ -184,25 +182,28 @@ impl Runner {
             }
             workers
                 .iter_mut()
-                .map(|(_, c)| {
+                .map(|(_, c, _)| {
                     let status = c.wait();
                     interrupt::unregister(c.id());
                     status
                 })
                 .collect()
         });
-        self.collect(&all_groups)?;
+        for (_, _, groups) in &workers {
+            self.collect(groups)?;
+        }
         let mut failures = Vec::new();
         let mut interrupted = interrupt::check().is_err();
-        for (i, ((log, _), status)) in workers.iter().zip(statuses).enumerate() {
+        for (i, ((log, _, groups), status)) in workers.iter().zip(statuses).enumerate() {
             let status = status.with_context(|| format!("waiting for worker {i}"))?;
             if status.code() == Some(interrupt::EXIT_INTERRUPTED.into()) {
                 interrupted = true;
             } else if !status.success() {
-                failures.push(failure(i, &status, log));
+                failures.push(failure(i, &status, log, groups));
             }
         }
-        if failures.is_empty() {
+        // The job files and logs stay only to explain a failure.
+        if failures.is_empty() || interrupted {
             let _ = std::fs::remove_dir_all(&folder);
         }
         if interrupted {
@@ -282,8 +283,19 @@ impl Runner {
 }
 // ANCHOR_END: workers
 
-/// Why worker `i` failed, with the end of its log (which names the run it was on).
-fn failure(i: usize, status: &std::process::ExitStatus, log: &Path) -> String {
+/// Why worker `i` failed: its status, the runs it left unfinished (training or evaluations
+/// missing) and the end of its log.
+fn failure(i: usize, status: &std::process::ExitStatus, log: &Path, groups: &[Group]) -> String {
+    let unfinished: Vec<String> = groups
+        .iter()
+        .filter(|g| {
+            cache::done_steps(&RunDir::new(&g.dir)) < g.config.steps
+                || g.evals
+                    .iter()
+                    .any(|t| cache::stored_eval(&g.dir, t).is_none())
+        })
+        .map(|g| g.dir.display().to_string())
+        .collect();
     let text = std::fs::read(log).unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
     // The error or panic message, without a backtrace's indented frames.
@@ -297,9 +309,14 @@ fn failure(i: usize, status: &std::process::ExitStatus, log: &Path) -> String {
         .collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     format!(
-        "worker {i} failed ({status}); its log {} ends:\n  {}",
+        "worker {i} failed ({status}) with these runs unfinished: {}; its log {}{}",
+        unfinished.join(", "),
         log.display(),
-        tail.join("\n  ")
+        if tail.is_empty() {
+            " is empty".to_string()
+        } else {
+            format!(" ends:\n  {}", tail.join("\n  "))
+        }
     )
 }
 
