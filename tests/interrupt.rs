@@ -205,15 +205,19 @@ fn two_runs_at_once_on_the_same_models_agree() {
     let out = out_dir("concurrent");
     // One in worker processes, one in-process with --fresh: the second waits for each run
     // folder the first holds, and never empties one the first is training in.
-    let first = reproduce(&out, &["--jobs", "2"]).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut first = reproduce(&out, &["--jobs", "2"]).spawn().unwrap();
+    // Once the first is training, each of its workers holds a run folder for 57 more steps.
+    wait_for_step(&out, 3, &mut first);
     let second = reproduce(&out, &["--jobs", "1", "--fresh"])
         .spawn()
         .unwrap();
     check(&first.wait_with_output().unwrap(), "the first of two runs");
-    check(
-        &second.wait_with_output().unwrap(),
-        "the second of two runs",
+    let second = second.wait_with_output().unwrap();
+    check(&second, "the second of two runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("waiting for") && stderr.contains("another reproduce (process"),
+        "the second run did not wait for the first: {stderr}"
     );
     assert_eq!(rows(&out), reference());
     for run in run_folders(&out) {
