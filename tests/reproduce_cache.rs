@@ -125,8 +125,14 @@ fn a_stored_key_that_differs_retrains_and_says_why() {
         stderr.contains("`rustc`"),
         "the reason names the field: {stderr}"
     );
-    // Retrained from scratch, the same numbers; and the key is this build's again.
+    // Retrained from scratch, the same numbers, and the header says so; the key is this
+    // build's again.
     assert_eq!(rows(&csv), before);
+    let header = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        header.contains("# models: all 2 trained by this run"),
+        "{header}"
+    );
     let fourth = run();
     assert!(!String::from_utf8_lossy(&fourth.stderr).contains("retraining"));
     let _ = std::fs::remove_dir_all(&out);

@@ -125,7 +125,7 @@ pub(super) fn prepare(dir: &RunDir, key: &str, fresh: bool) -> Result<()> {
 
 // ANCHOR: stale
 /// Why the model in `dir` must not be reused under `key` (`None`: it may, or there is none).
-fn stale(dir: &RunDir, key: &str) -> Option<String> {
+pub(super) fn stale(dir: &RunDir, key: &str) -> Option<String> {
     dir.latest_checkpoint()?;
     let path = dir.root.join("cache-key.json");
     let Ok(stored) = std::fs::read_to_string(&path) else {

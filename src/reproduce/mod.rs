@@ -288,7 +288,13 @@ impl Runner {
                     let c = self.train_config(r, m, fold, seed)?;
                     let dir = self.run_dir(&c);
                     if seen.insert(dir.root.clone()) {
-                        let done = self.done_steps(&dir);
+                        // A run whose stored key differs is retrained: none of its steps count.
+                        let key = cache_key(&c, self.options.backend.name());
+                        let done = if cache::stale(&dir, &key).is_some() {
+                            0
+                        } else {
+                            self.done_steps(&dir)
+                        };
                         self.steps_before.insert(dir.root.clone(), done);
                         total += c.steps.saturating_sub(done);
                     }
