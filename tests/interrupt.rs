@@ -263,13 +263,19 @@ fn ctrl_c_and_sigterm_stop_at_a_checkpoint_and_the_rerun_continues() {
     interrupt_at("sigterm-workers", "2", libc::SIGTERM, 38);
 }
 
-#[test]
-fn a_killed_parent_takes_its_workers_with_it_at_a_checkpoint() {
-    let out = out_dir("kill-parent");
+/// `reproduce --jobs 2` once a run logged `step`: its output folder, the parent, the workers.
+fn with_two_workers(name: &str, step: u64) -> (PathBuf, Child, Vec<u32>) {
+    let out = out_dir(name);
     let mut child = reproduce(&out, &["--jobs", "2"]).spawn().unwrap();
-    wait_for_step(&out, 11, &mut child);
+    wait_for_step(&out, step, &mut child);
     let workers = children(child.id());
     assert_eq!(workers.len(), 2, "workers of {}: {workers:?}", child.id());
+    (out, child, workers)
+}
+
+#[test]
+fn a_killed_parent_takes_its_workers_with_it_at_a_checkpoint() {
+    let (out, mut child, workers) = with_two_workers("kill-parent", 11);
     signal(child.id(), libc::SIGKILL);
     let _ = child.wait();
     // The parent-death signal is SIGTERM: each worker finishes its step and saves it.
@@ -301,11 +307,7 @@ fn a_killed_parent_takes_its_workers_with_it_at_a_checkpoint() {
 
 #[test]
 fn a_killed_worker_loses_only_its_steps_since_the_checkpoint() {
-    let out = out_dir("kill-worker");
-    let mut child = reproduce(&out, &["--jobs", "2"]).spawn().unwrap();
-    wait_for_step(&out, 19, &mut child);
-    let workers = children(child.id());
-    assert_eq!(workers.len(), 2, "workers: {workers:?}");
+    let (out, child, workers) = with_two_workers("kill-worker", 19);
     signal(workers[0], libc::SIGKILL);
     let result = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
