@@ -1,8 +1,11 @@
 //! Records, for the provenance of every output, the git commit the binary is built from and a
 //! hash of the sources that determine a trained model (the run cache's key includes it).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+
+// The hash itself (and `use std::path::{Path, PathBuf}`), shared with the library
+// (`srpnet::reproduce::code_hash`) so that a test can check which edits change it.
+include!("src/reproduce/code_hash.rs");
 
 fn git(args: &[&str]) -> Option<String> {
     let out = Command::new("git").args(args).output().ok()?;
@@ -11,50 +14,16 @@ fn git(args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-// ANCHOR: code_hash
-/// What trains a model: the model, the data and its episodes, the training loop, the backends,
-/// the config files' reader, the locked dependency versions (Burn's kernels), and our patch of
-/// Burn's convolution weight gradient (`vendor/`). Evaluation, tables and figures are left out:
-/// changing them needs no retraining.
-const TRAINING_SOURCES: [&str; 8] = [
-    "src/model",
-    "src/data",
-    "src/train.rs",
-    "src/backend.rs",
-    "src/experiment.rs",
-    "src/metrics.rs",
-    "Cargo.lock",
-    "vendor",
-];
-
-/// FNV-1a (64 bit) over every file's path and bytes, in sorted path order: the same sources
-/// give the same hash on every machine, so a rebuild of unchanged code reuses the cache.
-fn code_hash() -> u64 {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for root in TRAINING_SOURCES {
-        collect(Path::new(root), &mut files);
-    }
-    files.sort();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        let name = file.to_string_lossy().replace('\\', "/");
-        for &b in name.as_bytes().iter().chain(&[0]).chain(&bytes).chain(&[0]) {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
-// ANCHOR_END: code_hash
-
-fn collect(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-            collect(&entry.path(), out);
-        }
-    } else if path.is_file() {
-        out.push(path.to_path_buf());
-    }
+/// The enabled Cargo features, sorted (`fusion`, `x86-v4`, ...; empty for the default build).
+fn features() -> String {
+    let mut names: Vec<String> = std::env::vars()
+        .filter_map(|(k, _)| k.strip_prefix("CARGO_FEATURE_").map(str::to_string))
+        .map(|f| f.to_lowercase().replace('_', "-"))
+        // `default` is set whenever the default set is (empty here): not a feature of its own.
+        .filter(|f| f != "default")
+        .collect();
+    names.sort();
+    names.join(",")
 }
 
 fn main() {
@@ -67,7 +36,26 @@ fn main() {
         _ => "unknown".to_string(),
     };
     println!("cargo:rustc-env=SRPNET_GIT_COMMIT={commit}");
-    println!("cargo:rustc-env=SRPNET_CODE_HASH={:016x}", code_hash());
+    println!(
+        "cargo:rustc-env=SRPNET_CODE_HASH={:016x}",
+        training_code_hash(Path::new("."))
+    );
+    println!(
+        "cargo:rustc-env=SRPNET_SOURCE_HASH={:016x}",
+        // Every source of the binary: what a kept evaluation depends on.
+        hash_sources(Path::new("."), &["src", "Cargo.lock", "vendor"])
+    );
+    // The compiler and the features change the kernels' code (and so the rounding) too.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=SRPNET_RUSTC={version}");
+    println!("cargo:rustc-env=SRPNET_FEATURES={}", features());
     // A new commit moves HEAD (or the branch it points to) and rewrites the index (in a
     // worktree, both live under the path `git rev-parse --git-dir` prints).
     // Edited sources change the dirty flag and the code hash.

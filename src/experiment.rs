@@ -184,12 +184,18 @@ pub fn unix_time() -> u64 {
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so that a reader (or a
-/// crash) never sees half a file.
+/// crash) never sees half a file. The temporary name is unique to this process and call: two
+/// processes writing the same file never write into each other's.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{name}.{}-{call}.tmp", std::process::id()));
+    let written = std::fs::write(&tmp, contents).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

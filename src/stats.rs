@@ -43,6 +43,79 @@ pub fn t975(df: usize) -> f64 {
     }
 }
 
+/// P(T <= t) for Student's t with `df` >= 1 degrees of freedom: the exact finite series for an
+/// integer `df` (Abramowitz and Stegun 26.7.3 and 26.7.4). NaN for `df` = 0 or a NaN `t`.
+pub fn t_cdf(t: f64, df: usize) -> f64 {
+    if df == 0 || t.is_nan() {
+        return f64::NAN;
+    }
+    let theta = (t.abs() / (df as f64).sqrt()).atan();
+    let (sin, cos) = theta.sin_cos();
+    let c2 = cos * cos;
+    // A(t | df) = P(|T| <= |t|).
+    let a = if df % 2 == 1 {
+        let (mut term, mut sum) = (cos, 0.0);
+        for j in 1..=(df - 1) / 2 {
+            sum += term;
+            term *= (2 * j) as f64 / (2 * j + 1) as f64 * c2;
+        }
+        2.0 / std::f64::consts::PI * (theta + sin * sum)
+    } else {
+        let (mut term, mut sum) = (1.0, 0.0);
+        for j in 1..=df / 2 {
+            sum += term;
+            term *= (2 * j - 1) as f64 / (2 * j) as f64 * c2;
+        }
+        sin * sum
+    };
+    0.5 + 0.5 * a.copysign(t)
+}
+
+/// The `p` quantile of Student's t with `df` degrees of freedom, for `p` in (0.5, 1): the root
+/// of [`t_cdf`] by bisection. NaN outside that range or for `df` = 0.
+pub fn t_quantile(p: f64, df: usize) -> f64 {
+    if !(p > 0.5 && p < 1.0) || df == 0 {
+        return f64::NAN;
+    }
+    let (mut low, mut high) = (0.0_f64, 1.0_f64);
+    while t_cdf(high, df) < p {
+        high *= 2.0;
+        if high > 1e12 {
+            return f64::NAN;
+        }
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (low + high);
+        if t_cdf(mid, df) < p {
+            low = mid
+        } else {
+            high = mid
+        }
+    }
+    0.5 * (low + high)
+}
+
+// ANCHOR: prediction_family
+/// The prediction interval for the mean of `rerun` fresh training seeds from the `n` committed
+/// values of a cell, one of `cells` cells tested together at a family-wise 95% (Bonferroni: each
+/// cell at `1 - 0.05 / cells`): `mean +- t(1 - 0.025 / cells, n - 1) * s * sqrt(1/n + 1/rerun)`.
+/// `None` with fewer than two committed values or no rerun value (no spread, no interval).
+pub fn prediction_interval_family(
+    values: &[f64],
+    rerun: usize,
+    cells: usize,
+) -> Option<(f64, f64)> {
+    let n = values.len();
+    if n < 2 || rerun == 0 || cells == 0 {
+        return None;
+    }
+    let t = t_quantile(1.0 - 0.025 / cells as f64, n - 1);
+    let half = t * sample_std(values) * (1.0 / n as f64 + 1.0 / rerun as f64).sqrt();
+    let m = mean(values);
+    (half.is_finite() && m.is_finite()).then_some((m - half, m + half))
+}
+// ANCHOR_END: prediction_family
+
 // ANCHOR: prediction
 /// The 95% prediction interval for the mean of `n` fresh training seeds, from the `n` values
 /// of a committed cell: `mean +- t(0.975, n - 1) * s * sqrt(2 / n)`, `s` the sample standard

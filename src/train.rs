@@ -9,8 +9,9 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig};
 use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendError, BackendKind};
@@ -299,14 +300,17 @@ impl RunDir {
             .find(|d| d.join("state.json").is_file())
     }
 
-    /// Writes the checkpoint into `checkpoint.tmp/`, then swaps it in with renames.
+    /// Writes the checkpoint into `checkpoint.tmp-PID/` (a name no other process writes), then
+    /// swaps it in with renames.
     fn save(
         &self,
         model: &SrpNet,
         optimizer: &ModuleOptimizer,
         state: &TrainState,
     ) -> Result<(), TrainError> {
-        let tmp = self.root.join("checkpoint.tmp");
+        let tmp = self
+            .root
+            .join(format!("checkpoint.tmp-{}", std::process::id()));
         let old = self.root.join("checkpoint.old");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
@@ -353,13 +357,16 @@ impl RunDir {
                 run: self.root.clone(),
             })?;
         let (model, state) = load_checkpoint(&dir, model)?;
-        let optimizer =
-            optimizer
-                .load(dir.join("optimizer.bpk"))
-                .map_err(|e| TrainError::Checkpoint {
-                    path: dir.join("optimizer.bpk"),
+        let path = dir.join("optimizer.bpk");
+        let record = std::fs::read(&path).map_err(io(&path)).and_then(|bytes| {
+            OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+                TrainError::Checkpoint {
+                    path: path.clone(),
                     message: e.to_string(),
-                })?;
+                }
+            })
+        })?;
+        let optimizer = optimizer.load_record(record);
         Ok((model, optimizer, state))
     }
 }
@@ -372,7 +379,11 @@ pub fn load_checkpoint(dir: &Path, model: SrpNet) -> Result<(SrpNet, TrainState)
     let state: TrainState =
         serde_json::from_str(&text).map_err(|e| fail(state_path.clone(), e.to_string()))?;
     let weights = dir.join("model.bpk");
-    let record = ModuleRecord::load(&weights).map_err(|e| fail(weights.clone(), e.to_string()))?;
+    // Read now, not when a tensor is first used (Burn's default): the checkpoint may be
+    // replaced or deleted after this returns (the next save, or another process's `--fresh`).
+    let bytes = std::fs::read(&weights).map_err(io(&weights))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| fail(weights.clone(), e.to_string()))?;
     let model = model.try_load_record(record).map_err(|e| {
         fail(
             weights.clone(),

@@ -448,7 +448,7 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
     );
 
     // --verify (which implies --fresh) into the same folder retrains every model, and on this
-    // machine gives the same numbers: every cell inside its interval.
+    // machine (the same computation) must give the same numbers exactly: it does.
     let committed = out_dir.join("committed");
     std::fs::create_dir_all(&committed).unwrap();
     std::fs::copy(
@@ -476,8 +476,10 @@ fn a_smoke_run_writes_files_of_the_committed_shape() {
         !marker.exists(),
         "--verify did not retrain (the cached run survived)"
     );
-    assert!(text.contains("every mean over folds lies inside its committed interval"));
-    assert!(text.contains("prediction interval"), "{text}");
+    assert!(
+        text.contains("every cell must match exactly: it does\n"),
+        "{text}"
+    );
     let (_, _, rows_fresh) = parse(&out_dir.join("table1.synthetic-5i.csv"));
     assert_eq!(
         rows, rows_fresh,
@@ -499,8 +501,9 @@ fn csv_of(mious: &[f64]) -> String {
 
 #[test]
 fn verify_compares_against_the_committed_prediction_interval() {
-    // Committed 0.30, 0.32, 0.34: mean 0.32, s = 0.02, half-width
-    // t(0.975, 2) * s * sqrt(2/3) = 4.303 * 0.02 * 0.8165 = 0.0703.
+    // Committed 0.30, 0.32, 0.34: mean 0.32, s = 0.02; two gated cells (mIoU, FB-IoU), each at
+    // 1 - 0.05/2 (Bonferroni); half-width t(1 - 0.025/2, 2) * s * sqrt(1/3 + 1/3)
+    // = 6.2053 * 0.02 * 0.8165 = 0.10133.
     let committed = csv_of(&[0.30, 0.32, 0.34]);
     let checks = compare(&committed, &csv_of(&[0.33, 0.35, 0.37])).unwrap();
     let mean_miou = checks
@@ -508,13 +511,13 @@ fn verify_compares_against_the_committed_prediction_interval() {
         .find(|c| c.fold.is_none() && c.metric == "mIoU")
         .unwrap();
     assert!((mean_miou.committed - 0.32).abs() < 1e-9);
-    assert!((mean_miou.low - (0.32 - 0.07027)).abs() < 1e-4);
-    assert!((mean_miou.high - (0.32 + 0.07027)).abs() < 1e-4);
+    assert!((mean_miou.low - (0.32 - 0.10133)).abs() < 1e-4);
+    assert!((mean_miou.high - (0.32 + 0.10133)).abs() < 1e-4);
     assert!((mean_miou.new - 0.35).abs() < 1e-9 && mean_miou.inside());
     let (text, ok) = report("table1", Path::new("committed.csv"), &checks);
     assert!(ok, "{text}");
 
-    // 0.46 lies outside [0.2497, 0.3903]: the report says so and fails.
+    // 0.46 lies outside [0.2187, 0.4213]: the report says so and fails.
     let checks = compare(&committed, &csv_of(&[0.45, 0.46, 0.47])).unwrap();
     let (text, ok) = report("table1", Path::new("committed.csv"), &checks);
     assert!(!ok);

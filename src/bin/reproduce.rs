@@ -8,7 +8,9 @@ use clap::Parser;
 
 use srpnet::backend::BackendKind;
 use srpnet::model::Profile;
-use srpnet::reproduce::{Options, list, run, verify, worker};
+use srpnet::reproduce::{
+    EXIT_INTERRUPTED, Interrupted, Options, install_interrupt_handler, list, run, verify, worker,
+};
 
 #[derive(Parser)]
 #[command(
@@ -85,6 +87,11 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         // --verify found a mean outside its committed interval.
         Ok(false) => ExitCode::from(1),
+        // Ctrl-C or SIGTERM: the checkpoints are written; the same command continues.
+        Err(e) if e.chain().any(|c| c.is::<Interrupted>()) => {
+            eprintln!("{Interrupted}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("error: {}", srpnet::error_chain(&e));
             ExitCode::FAILURE
@@ -94,6 +101,8 @@ fn main() -> ExitCode {
 
 /// `Ok(false)`: a verification failed (the report says which cell).
 fn main_result(cli: Cli) -> Result<bool> {
+    // A worker only notes a signal; the parent exits on a second Ctrl-C.
+    install_interrupt_handler(cli.worker.is_none());
     if let Some(job) = &cli.worker {
         worker(job)?;
         return Ok(true);

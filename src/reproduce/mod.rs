@@ -3,14 +3,17 @@
 //! cached by a hash of their training config and the code that trains them, so `all` never
 //! trains the same model twice and a rerun after an interruption resumes.
 //!
-//! One file per step: `config` (the files), `cache` (run folders and their key), `training`,
+//! One file per step: `config` (the files), `cache` (run folders, their key and lock),
+//! `code_hash` (the training sources' hash), `interrupt` (Ctrl-C, SIGTERM, workers), `training`,
 //! `tables`, `compare` (paired differences), `scale` (fidelity's effective logit scale), `verify` (a fresh rerun against the committed
 //! CSV) and `figures`.
 
 mod cache;
+mod code_hash;
 mod compare;
 mod config;
 mod figures;
+mod interrupt;
 mod plan;
 mod scale;
 mod tables;
@@ -33,16 +36,18 @@ use crate::model::Profile;
 use crate::train::TrainConfig;
 
 pub use cache::{cache_key, fnv1a};
+pub use code_hash::{TRAINING_SOURCES, training_code_hash};
 pub use compare::Difference;
 pub use config::{
     Budget, Kind, MethodPreset, MethodSpec, ORDER, Reproduction, configs_dir,
     has_embedded_stand_in, list, merge, read,
 };
+pub use interrupt::{EXIT_INTERRUPTED, Interrupted, install as install_interrupt_handler};
 pub use tables::{
     ReferenceNumber, cpu_model, csv_field, differences_csv, read_reference_numbers, table_csv,
     table_markdown, utc_date,
 };
-pub use verify::{Check, compare, report};
+pub use verify::{Check, compare, first_difference, report, same_computation};
 pub use workers::{default_jobs, worker};
 
 /// Command-line choices that override a reproduction's file.
@@ -283,7 +288,13 @@ impl Runner {
                     let c = self.train_config(r, m, fold, seed)?;
                     let dir = self.run_dir(&c);
                     if seen.insert(dir.root.clone()) {
-                        let done = self.done_steps(&dir);
+                        // A run whose stored key differs is retrained: none of its steps count.
+                        let key = cache_key(&c, self.options.backend.name());
+                        let done = if cache::stale(&dir, &key).is_some() {
+                            0
+                        } else {
+                            self.done_steps(&dir)
+                        };
                         self.steps_before.insert(dir.root.clone(), done);
                         total += c.steps.saturating_sub(done);
                     }
@@ -345,9 +356,11 @@ impl Runner {
                         model: eval_model.clone(),
                         settings: settings.clone(),
                     };
-                    let report = match self.evaluated.get(&task.key(&dir.root)) {
-                        Some(report) => report.clone(),
+                    let kept = self.evaluated.get(&task.key(&dir.root)).cloned();
+                    let report = match kept.or_else(|| cache::stored_eval(&dir.root, &task)) {
+                        Some(report) => report,
                         None => {
+                            interrupt::check()?;
                             if loaded.is_none() {
                                 let model = self.trained_seed(r, method, fold, train_seed)?.0;
                                 let bench = config.data.open(config.image_size, &[Split::Test])?;
@@ -358,7 +371,10 @@ impl Runner {
                                 "eval {} fold {fold} seed {train_seed} {shots}-shot",
                                 method.name
                             ));
-                            evaluate(model, bench.as_ref(), &settings, |_, _| self.bar.inc(1))?
+                            let report =
+                                evaluate(model, bench.as_ref(), &settings, |_, _| self.bar.inc(1))?;
+                            cache::store_eval(&dir.root, &task, &report)?;
+                            report
                         }
                     };
                     out.push(Evaluation {
@@ -430,11 +446,32 @@ pub fn verify(id: &str, mut options: Options, against: &Path) -> Result<(String,
         })?;
         let new_text =
             std::fs::read_to_string(new).with_context(|| format!("reading {}", new.display()))?;
-        let checks = compare(&old, &new_text)
-            .with_context(|| format!("comparing {} with {}", new.display(), committed.display()))?;
-        let (section, inside) = report(id, &committed, &checks);
-        text += &section;
-        ok &= inside;
+        // The same computation must give the same bits; only another one is judged by an interval.
+        match verify::same_computation(&old, &new_text) {
+            Ok(()) => {
+                let difference = verify::first_difference(&old, &new_text);
+                text += &format!(
+                    "verify {id} against {}: the same code hash, build, backend, data and seeds, \
+                     so every cell must match exactly: {}\n",
+                    committed.display(),
+                    difference
+                        .as_deref()
+                        .map_or("it does".to_string(), |d| format!(
+                            "it does NOT, first at {d}"
+                        ))
+                );
+                ok &= difference.is_none();
+            }
+            Err(why) => {
+                let checks = compare(&old, &new_text).with_context(|| {
+                    format!("comparing {} with {}", new.display(), committed.display())
+                })?;
+                let (section, inside) = report(id, &committed, &checks);
+                text += &format!("not the same computation ({why}): judged by an interval\n");
+                text += &section;
+                ok &= inside;
+            }
+        }
         compared += 1;
     }
     if compared == 0 {

@@ -29,6 +29,14 @@ impl Runner {
         );
         p.push("date", utc_date(unix_time()))
             .push("code hash", code_hash())
+            .push(
+                "build",
+                format!(
+                    "{}, features [{}]",
+                    env!("SRPNET_RUSTC"),
+                    env!("SRPNET_FEATURES")
+                ),
+            )
             .push("cpu", cpu_model())
             .push("threads", threads())
             .push("processes", self.processes.clone())

@@ -1,12 +1,12 @@
 //! Training: a row's training config on one fold, and the trained model (from the cache, or
 //! trained now).
 
-use std::sync::atomic::AtomicBool;
-
 use anyhow::{Context, Result};
 
 use super::Runner;
+use super::cache::{self, cache_key};
 use super::config::{MethodPreset, MethodSpec, Reproduction, merge};
+use super::interrupt::{self, INTERRUPTED, Interrupted};
 use crate::backend::BackendKind;
 use crate::commands::Method;
 use crate::data::Split;
@@ -80,21 +80,20 @@ impl Runner {
     ) -> Result<(SrpNet, TrainConfig, RunDir)> {
         let config = self.train_config(r, method, fold, train_seed)?;
         let dir = self.run_dir(&config);
-        if self.done_steps(&dir) < config.steps {
-            self.prepare_run(&config, &dir)?;
-            self.bar.set_message(format!(
-                "train {} fold {fold} seed {train_seed}",
-                method.name
-            ));
-            let tick = || self.bar.inc(1);
-            train_run(&config, &dir, self.options.backend, &tick).with_context(|| {
+        self.bar.set_message(format!(
+            "train {} fold {fold} seed {train_seed}",
+            method.name
+        ));
+        let tick = || self.bar.inc(1);
+        let fresh = self.take_fresh(&dir);
+        let model = trained_model(&config, &dir, self.options.backend, fresh, &tick).with_context(
+            || {
                 format!(
                     "training {} on fold {fold}, training seed {train_seed}",
                     method.name
                 )
-            })?;
-        }
-        let model = load_run(&config, &dir, self.options.backend)?;
+            },
+        )?;
         let eval_config = merge(&config.model, &method.eval)
             .with_context(|| format!("{}: the `eval` overrides of {:?}", r.id, method.name))?;
         Ok((
@@ -108,17 +107,39 @@ impl Runner {
     }
 }
 
+// ANCHOR: trained_model
+/// The model of `config` in `dir`, trained now if the run has steps left (resuming from its
+/// checkpoint), with the folder held against other processes from the check to the load.
+/// `fresh` (`--fresh`, first use in this invocation) empties the folder first; so does a stored
+/// cache key that differs from this build's. `tick` after every step. The serial path and the
+/// `--jobs` workers both train through here.
+pub(super) fn trained_model(
+    config: &TrainConfig,
+    dir: &RunDir,
+    backend: BackendKind,
+    fresh: bool,
+    tick: &dyn Fn(),
+) -> Result<SrpNet> {
+    interrupt::check()?;
+    let _lock = cache::lock(dir)?;
+    cache::prepare(dir, &cache_key(config, backend.name()), fresh)?;
+    if cache::done_steps(dir) < config.steps {
+        train_run(config, dir, backend, tick)?;
+    }
+    load_run(config, dir, backend)
+}
+// ANCHOR_END: trained_model
+
 /// Trains `config` into `dir` (resuming from its checkpoint if there is one); `tick` after
-/// every step. The serial path and the `--jobs` workers both train through here.
-pub(super) fn train_run(
+/// every step. A signal stops it after the current step with a checkpoint.
+fn train_run(
     config: &TrainConfig,
     dir: &RunDir,
     backend: BackendKind,
     tick: &dyn Fn(),
 ) -> Result<()> {
     let bench = config.data.open(config.image_size, &[Split::Train])?;
-    let interrupt = AtomicBool::new(false);
-    train(
+    let outcome = train(
         config,
         dir,
         bench.as_ref(),
@@ -126,16 +147,19 @@ pub(super) fn train_run(
             backend,
             resume: dir.latest_checkpoint().is_some(),
             progress: false,
-            interrupt: &interrupt,
+            interrupt: &INTERRUPTED,
             on_step: Some(tick),
         },
     )
     .with_context(|| format!("training in {}", dir.root.display()))?;
+    if outcome.interrupted {
+        return Err(Interrupted.into());
+    }
     Ok(())
 }
 
 /// The trained model of a finished run, on `backend`'s device.
-pub(super) fn load_run(config: &TrainConfig, dir: &RunDir, backend: BackendKind) -> Result<SrpNet> {
+fn load_run(config: &TrainConfig, dir: &RunDir, backend: BackendKind) -> Result<SrpNet> {
     let device = backend.device(false)?;
     let model = config.model.init(&device)?;
     let checkpoint = dir

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::stats::{mean, prediction_interval};
+use crate::stats::{mean, prediction_interval_family};
 
 /// One compared cell: a method's number at one K and metric, on one fold or the mean over folds.
 #[derive(Debug, Clone)]
@@ -94,8 +94,10 @@ fn per_seed(seeds: &BTreeMap<u64, Vec<[f64; 2]>>, metric: usize) -> Vec<f64> {
 // ANCHOR: compare
 /// Compares a new results CSV with the committed one, cell by cell: per method, K and metric
 /// (mIoU, FB-IoU), each fold and the mean over folds. The committed interval of a cell is the
-/// 95% prediction interval for the mean of a rerun with as many fresh training seeds
-/// ([`crate::stats::prediction_interval`]); the new value is the rerun's mean over its seeds.
+/// prediction interval for the mean of the rerun's training seeds, at a family-wise 95% over the
+/// gated cells (the means over folds; Bonferroni, [`crate::stats::prediction_interval_family`]);
+/// the new value is the rerun's mean over its seeds. A cell without an interval (one committed
+/// seed) has NaN bounds and never passes.
 pub fn compare(committed: &str, new: &str) -> Result<Vec<Check>> {
     let old = read_cells(committed, "the committed CSV")?;
     let new = read_cells(new, "the new CSV")?;
@@ -109,11 +111,14 @@ pub fn compare(committed: &str, new: &str) -> Result<Vec<Check>> {
             .or_default()
             .push(*fold);
     }
+    // The gated cells tested together: a mean over folds per (method, K) and metric.
+    let family = 2 * groups.len();
     let mut checks = Vec::new();
     for ((method, shots), folds) in groups {
         for (m, metric) in ["mIoU", "FB-IoU"].into_iter().enumerate() {
             let mut check = |fold, committed: Vec<f64>, rerun: Vec<f64>| {
-                let (low, high) = prediction_interval(&committed);
+                let (low, high) = prediction_interval_family(&committed, rerun.len(), family)
+                    .unwrap_or((f64::NAN, f64::NAN));
                 checks.push(Check {
                     method: method.clone(),
                     shots,
@@ -150,13 +155,17 @@ pub fn compare(committed: &str, new: &str) -> Result<Vec<Check>> {
 /// The report printed by `--verify`; returns it and whether every gated cell (the means over
 /// folds) lies inside its interval.
 pub fn report(id: &str, committed: &Path, checks: &[Check]) -> (String, bool) {
+    let family = checks.iter().filter(|c| c.fold.is_none()).count();
     let mut text = format!(
         "verify {id} against {}\n\
-         interval: the committed 95% prediction interval for a rerun's mean over training seeds, \
-         mean +- t(0.975, n-1) * s * sqrt(2/n) (s: sample std over the n committed training \
-         seeds). Gated: the mean over folds; single folds are shown for information.\n\n\
+         interval: the prediction interval for the rerun's mean over its m training seeds, \
+         family-wise 95% over the {family} gated cells (Bonferroni: each at {:.4}), \
+         mean +- t(1 - 0.025/{family}, n-1) * s * sqrt(1/n + 1/m) (s: sample std over the n \
+         committed training seeds; no interval with one). Gated: the mean over folds; single \
+         folds are shown for information.\n\n\
          {:<34} {:>5} {:<7} {:<6} {:>9} {:>19} {:>9}  inside\n",
         committed.display(),
+        1.0 - 0.05 / family.max(1) as f64,
         "method",
         "shots",
         "metric",
@@ -178,7 +187,11 @@ pub fn report(id: &str, committed: &Path, checks: &[Check]) -> (String, bool) {
             c.metric,
             c.fold.map_or("mean".to_string(), |f| f.to_string()),
             100.0 * c.committed,
-            format!("[{:.2}, {:.2}]", 100.0 * c.low, 100.0 * c.high),
+            if c.low.is_nan() || c.high.is_nan() {
+                "none (1 seed)".to_string()
+            } else {
+                format!("[{:.2}, {:.2}]", 100.0 * c.low, 100.0 * c.high)
+            },
             100.0 * c.new,
             match (inside, c.fold.is_none()) {
                 (true, _) => "yes",
@@ -194,3 +207,79 @@ pub fn report(id: &str, committed: &Path, checks: &[Check]) -> (String, bool) {
     };
     (text, ok)
 }
+
+// ANCHOR: exact
+/// The provenance lines that make a rerun the same computation: with all of them equal, a
+/// correct rerun reproduces every number bit for bit.
+const SAME_COMPUTATION: [&str; 11] = [
+    "code hash",
+    "build",
+    "backend",
+    "dataset",
+    "profile",
+    "image size",
+    "training",
+    "schedule",
+    "training seeds",
+    "evaluation",
+    "iqi",
+];
+
+/// The value of provenance line `key` (`# key: value`).
+fn provenance<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# ")?.split_once(": "))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// `Ok` when the two CSVs come from the same computation; else the first line that differs.
+pub fn same_computation(committed: &str, new: &str) -> std::result::Result<(), String> {
+    for key in SAME_COMPUTATION {
+        let (old, now) = (provenance(committed, key), provenance(new, key));
+        if old.is_none() || old != now {
+            return Err(format!(
+                "`{key}` is {} in the committed CSV and {} in this run",
+                old.map_or("missing".into(), |v| format!("{v:?}")),
+                now.map_or("missing".into(), |v| format!("{v:?}"))
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first cell where the data rows of two CSVs differ, if any: exact comparison of the text
+/// (the CSV writes every number the same way).
+pub fn first_difference(committed: &str, new: &str) -> Option<String> {
+    let rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    let (old, now) = (rows(committed), rows(new));
+    let columns: Vec<&str> = old.first().map_or(vec![], |h| h.split(',').collect());
+    for (i, (a, b)) in old.iter().zip(&now).enumerate() {
+        if a != b {
+            let (ca, cb): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+            let c = (0..ca.len().max(cb.len()))
+                .find(|&c| ca.get(c) != cb.get(c))
+                .unwrap_or(0);
+            return Some(format!(
+                "row {i} ({}): `{}` is {} committed, {} now",
+                ca.iter().take(5).copied().collect::<Vec<_>>().join(","),
+                columns.get(c).unwrap_or(&"?"),
+                ca.get(c).unwrap_or(&"missing"),
+                cb.get(c).unwrap_or(&"missing")
+            ));
+        }
+    }
+    (old.len() != now.len()).then(|| {
+        format!(
+            "the committed CSV has {} rows, the new one {}",
+            old.len(),
+            now.len()
+        )
+    })
+}
+// ANCHOR_END: exact

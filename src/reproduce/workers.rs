@@ -6,7 +6,7 @@
 //! checks that a table comes out the same with 1 and 2 jobs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::Runner;
 use super::cache;
 use super::config::{Kind, Reproduction};
-use super::training::{load_run, train_run};
+use super::interrupt;
+use super::training::trained_model;
 use crate::backend::BackendKind;
 use crate::data::Split;
 use crate::eval::{EvalReport, EvalSettings, evaluate_many};
@@ -29,6 +30,8 @@ use crate::train::{RunDir, TrainConfig};
 struct Group {
     config: TrainConfig,
     dir: PathBuf,
+    /// `--fresh`: empty the run folder before training (the first use in an invocation).
+    fresh: bool,
     evals: Vec<EvalTask>,
 }
 
@@ -74,27 +77,22 @@ pub fn default_jobs(backend: BackendKind, profile: Profile) -> usize {
 impl Runner {
     /// Trains and evaluates every model of `repros` in [`Runner::jobs`] child processes and
     /// keeps their evaluations for [`Runner::evaluations`]. Does nothing with one job, or when
-    /// fewer than two models have work left (the serial path then does it all).
+    /// fewer than two models have work left (the serial path then does it all). Every
+    /// evaluation is kept in its run folder as it finishes: a failed or interrupted worker loses
+    /// nothing the others did, and the same command run again redoes only what is missing.
     pub(super) fn run_workers(&mut self, repros: &[Reproduction]) -> Result<()> {
-        let groups = self.groups(repros)?;
-        let jobs = self.jobs().min(groups.len());
-        for g in &groups {
-            if self.done_steps(&RunDir::new(&g.dir)) < g.config.steps {
-                self.prepare_run(&g.config, &RunDir::new(&g.dir))?;
-            }
+        let mut groups = self.groups(repros)?;
+        for g in &mut groups {
+            g.fresh = self.take_fresh(&RunDir::new(&g.dir));
         }
+        let jobs = self.jobs().min(groups.len());
         if jobs < 2 {
             // One job: the same work in this process, group by group.
             let tick = || self.bar.inc(1);
-            let mut evaluated = Vec::new();
             for g in &groups {
-                let reports = run_group(g, self.options.backend, &tick)?;
-                for (task, report) in g.evals.iter().zip(reports) {
-                    evaluated.push((task.key(&g.dir), report));
-                }
+                run_group(g, self.options.backend, &tick)?;
             }
-            self.evaluated.extend(evaluated);
-            return Ok(());
+            return self.collect(&groups);
         }
         // Longest first onto the least-loaded worker: the workers finish close together.
         let cost = |g: &Group| {
@@ -129,36 +127,52 @@ impl Runner {
         let mut workers = Vec::new();
         for (i, (_, groups)) in shares.into_iter().enumerate() {
             let path = folder.join(format!("worker-{i}.json"));
+            let log = folder.join(format!("worker-{i}.log"));
             let job = Job {
                 backend: self.options.backend,
                 groups,
             };
             write_atomic(&path, serde_json::to_string(&job)?.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            let stderr = std::fs::File::create(&log)
+                .with_context(|| format!("cannot create {}", log.display()))?;
             let mut command = Command::new(&exe);
-            command.arg("--worker").arg(&path).stdout(Stdio::piped());
+            command
+                .arg("--worker")
+                .arg(&path)
+                .stdout(Stdio::piped())
+                .stderr(stderr);
             if std::env::var_os("RAYON_NUM_THREADS").is_none() {
                 command.env("RAYON_NUM_THREADS", threads.to_string());
             }
+            interrupt::as_worker(&mut command);
             let child = command
                 .spawn()
                 .with_context(|| format!("cannot start worker {i} ({})", exe.display()))?;
-            workers.push((path, job, child));
+            interrupt::register(child.id());
+            workers.push((log, child, job.groups));
         }
-        // One thread per worker turns its ticks into progress; then every worker is waited for.
+        // One thread per worker turns its ticks into progress (any bytes: a line that is not
+        // UTF-8 is shown as best it can be, and reading goes on to the end, so a worker never
+        // blocks on a full pipe); then every worker is waited for, whatever the others did.
         let bar = &self.bar;
         let statuses: Vec<_> = std::thread::scope(|s| {
             let handles: Vec<_> = workers
                 .iter_mut()
-                .map(|(_, _, child)| {
+                .map(|(_, child, _)| {
                     let stdout = child.stdout.take().expect("piped");
                     s.spawn(move || {
-                        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                            if line == TICK {
+                        let mut reader = BufReader::new(stdout);
+                        let mut line = Vec::new();
+                        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                            let text = String::from_utf8_lossy(&line);
+                            let text = text.trim_end_matches(['\n', '\r']);
+                            if text == TICK {
                                 bar.inc(1);
                             } else {
-                                bar.suspend(|| println!("{line}"));
+                                bar.suspend(|| println!("{text}"));
                             }
+                            line.clear();
                         }
                     })
                 })
@@ -166,29 +180,55 @@ impl Runner {
             for h in handles {
                 let _ = h.join();
             }
-            workers.iter_mut().map(|(_, _, c)| c.wait()).collect()
+            workers
+                .iter_mut()
+                .map(|(_, c, _)| {
+                    let status = c.wait();
+                    interrupt::unregister(c.id());
+                    status
+                })
+                .collect()
         });
-        for (i, ((path, job, _), status)) in workers.into_iter().zip(statuses).enumerate() {
+        for (_, _, groups) in &workers {
+            self.collect(groups)?;
+        }
+        let mut failures = Vec::new();
+        let mut interrupted = interrupt::check().is_err();
+        for (i, ((log, _, groups), status)) in workers.iter().zip(statuses).enumerate() {
             let status = status.with_context(|| format!("waiting for worker {i}"))?;
-            if !status.success() {
-                bail!(
-                    "worker {i} ({}) failed ({status}); its error is printed above. Training \
-                     resumes from its checkpoints when you run the same command again.",
-                    path.display()
-                );
+            if status.code() == Some(interrupt::EXIT_INTERRUPTED.into()) {
+                interrupted = true;
+            } else if !status.success() {
+                failures.push(failure(i, &status, log, groups));
             }
-            let results = path.with_extension("results.json");
-            let text = std::fs::read_to_string(&results)
-                .with_context(|| format!("worker {i} wrote no {}", results.display()))?;
-            let reports: Vec<Vec<EvalReport>> = serde_json::from_str(&text)
-                .with_context(|| format!("reading {}", results.display()))?;
-            for (g, reports) in job.groups.iter().zip(reports) {
-                for (task, report) in g.evals.iter().zip(reports) {
+        }
+        // The job files and logs stay only to explain a failure.
+        if failures.is_empty() || interrupted {
+            let _ = std::fs::remove_dir_all(&folder);
+        }
+        if interrupted {
+            return Err(interrupt::Interrupted.into());
+        }
+        if !failures.is_empty() {
+            bail!(
+                "{}\nThe other workers' results are kept in their run folders; run the same \
+                 command again to redo only what is missing (training resumes from the last \
+                 checkpoint).",
+                failures.join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes the evaluations of `groups` that were done (and kept in their run folders).
+    fn collect(&mut self, groups: &[Group]) -> Result<()> {
+        for g in groups {
+            for task in &g.evals {
+                if let Some(report) = cache::stored_eval(&g.dir, task) {
                     self.evaluated.insert(task.key(&g.dir), report);
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&folder);
         Ok(())
     }
 
@@ -222,6 +262,7 @@ impl Runner {
                 let group = groups.entry(dir.clone()).or_insert_with(|| Group {
                     config: model.config.clone(),
                     dir: dir.clone(),
+                    fresh: false,
                     evals: vec![],
                 });
                 for task in evals {
@@ -242,69 +283,104 @@ impl Runner {
 }
 // ANCHOR_END: workers
 
+/// Why worker `i` failed: its status, the runs it left unfinished (training or evaluations
+/// missing) and the end of its log.
+fn failure(i: usize, status: &std::process::ExitStatus, log: &Path, groups: &[Group]) -> String {
+    let unfinished: Vec<String> = groups
+        .iter()
+        .filter(|g| {
+            cache::done_steps(&RunDir::new(&g.dir)) < g.config.steps
+                || g.evals
+                    .iter()
+                    .any(|t| cache::stored_eval(&g.dir, t).is_none())
+        })
+        .map(|g| g.dir.display().to_string())
+        .collect();
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    // The error or panic message, without a backtrace's indented frames.
+    let tail: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with(' ') && !l.starts_with("stack backtrace") && !l.starts_with("note:")
+        })
+        .rev()
+        .take(5)
+        .collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    format!(
+        "worker {i} failed ({status}) with these runs unfinished: {}; its log {}{}",
+        unfinished.join(", "),
+        log.display(),
+        if tail.is_empty() {
+            " is empty".to_string()
+        } else {
+            format!(" ends:\n  {}", tail.join("\n  "))
+        }
+    )
+}
+
 /// `reproduce --worker JOB`: trains and evaluates the groups of `JOB` (written by the parent),
-/// printing a tick per step and episode, and writes the evaluations beside it.
+/// printing a tick per step and episode; every evaluation goes into its run folder.
 pub fn worker(job: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(job).with_context(|| format!("cannot read {}", job.display()))?;
     let job_spec: Job =
         serde_json::from_str(&text).with_context(|| format!("reading {}", job.display()))?;
-    let tick = || println!("{TICK}");
-    let reports = job_spec
-        .groups
-        .iter()
-        .map(|g| run_group(g, job_spec.backend, &tick))
-        .collect::<Result<Vec<_>>>()?;
-    let results = job.with_extension("results.json");
-    write_atomic(&results, serde_json::to_string(&reports)?.as_bytes())
-        .with_context(|| format!("cannot write {}", results.display()))?;
+    // A closed pipe (the parent is gone) must not stop the step that is to be checkpointed.
+    let tick = || {
+        let _ = writeln!(std::io::stdout(), "{TICK}");
+    };
+    for g in &job_spec.groups {
+        run_group(g, job_spec.backend, &tick)?;
+    }
     Ok(())
 }
 
-/// Trains the model of `g` if its run has steps left, then does its evaluations: those on the
-/// same episodes whose configs share the trained backbone and pyramid in one pass
-/// ([`evaluate_many`]: the features once per episode). `tick` after every step and every
-/// (episode, evaluation). The reports in the order of `g.evals`.
-fn run_group(g: &Group, backend: BackendKind, tick: &dyn Fn()) -> Result<Vec<EvalReport>> {
+/// Trains the model of `g` if its run has steps left, then does the evaluations not yet kept
+/// in its folder: those on the same episodes whose configs share the trained backbone and
+/// pyramid in one pass ([`evaluate_many`]: the features once per episode). `tick` after every
+/// step and every (episode, evaluation).
+fn run_group(g: &Group, backend: BackendKind, tick: &dyn Fn()) -> Result<()> {
     let dir = RunDir::new(&g.dir);
-    if cache::done_steps(&dir) < g.config.steps {
-        train_run(&g.config, &dir, backend, tick)?;
+    let model = trained_model(&g.config, &dir, backend, g.fresh, tick)?;
+    let mut done: Vec<bool> = g
+        .evals
+        .iter()
+        .map(|t| cache::stored_eval(&g.dir, t).is_some())
+        .collect();
+    if done.iter().all(|&d| d) {
+        return Ok(());
     }
-    let mut reports: Vec<Option<EvalReport>> = vec![None; g.evals.len()];
-    if g.evals.is_empty() {
-        return Ok(Vec::new());
-    }
-    let model = load_run(&g.config, &dir, backend)?;
     let bench = g.config.data.open(g.config.image_size, &[Split::Test])?;
     for (i, task) in g.evals.iter().enumerate() {
-        if reports[i].is_some() {
+        if done[i] {
             continue;
         }
+        interrupt::check()?;
         let shared = |t: &EvalTask| {
             t.model.backbone == task.model.backbone
                 && t.model.pyramid == task.model.pyramid
                 && t.settings == task.settings
         };
         let batch: Vec<usize> = (i..g.evals.len())
-            .filter(|&j| reports[j].is_none() && shared(&g.evals[j]))
+            .filter(|&j| !done[j] && shared(&g.evals[j]))
             .collect();
         let configs: Vec<ModelConfig> = batch.iter().map(|&j| g.evals[j].model.clone()).collect();
         let model = SrpNet {
             config: task.model.clone(),
             ..model.clone()
         };
-        let done = evaluate_many(&model, &configs, bench.as_ref(), &task.settings, |_, _| {
+        let reports = evaluate_many(&model, &configs, bench.as_ref(), &task.settings, |_, _| {
             tick()
         })
         .with_context(|| format!("evaluating the model in {}", g.dir.display()))?;
-        for (j, report) in batch.into_iter().zip(done) {
-            reports[j] = Some(report);
+        for (j, report) in batch.into_iter().zip(reports) {
+            cache::store_eval(&g.dir, &g.evals[j], &report)?;
+            done[j] = true;
         }
     }
-    Ok(reports
-        .into_iter()
-        .map(|r| r.expect("every evaluation ran"))
-        .collect())
+    Ok(())
 }
 
 /// The evaluations the workers did, by [`EvalTask::key`].
