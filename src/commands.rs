@@ -222,6 +222,10 @@ pub struct EvalArgs {
     /// Where to write the CSVs (default: the run folder, or the current folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Score each query at its original label size (predictions upsampled bilinearly), as
+    /// PFENet and HSNet report; the default scores at the network size.
+    #[arg(long)]
+    pub original_size: bool,
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
 }
@@ -281,6 +285,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         seeds: args.seeds.clone().unwrap_or_else(|| args.protocol.seeds()),
         image_size: config.image_size,
         normalization: config.normalization,
+        original_size: args.original_size,
     };
     ensure!(
         settings.episodes > 0 && !settings.seeds.is_empty(),
@@ -302,6 +307,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         .push("seeds", format!("{:?}", settings.seeds))
         .push("episodes per seed", settings.episodes)
         .push("image size", settings.image_size)
+        .push("scored at", settings.scored_at())
         .push("checkpoint", &source);
     if let Some(w) = &config.backbone.weights {
         provenance.push(

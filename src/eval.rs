@@ -7,13 +7,17 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Benchmark, DataError, EpisodeSpec, Episodes, Normalization, Split, Transform};
+use crate::data::transforms::resize_plane;
+use crate::data::{
+    Benchmark, DataError, Episode, EpisodeSpec, Episodes, Normalization, Split, Transform,
+};
 use crate::experiment::{Provenance, write_atomic};
 use crate::metrics::{Counts, Evaluator, binary_counts, mean_std};
 use crate::model::loss::predicted_mask;
-use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, SrpNet};
+use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, SrpNet, host_values};
 
 // ANCHOR: protocol
 /// How many episodes and seeds an evaluation uses.
@@ -52,6 +56,11 @@ pub struct EvalSettings {
     pub seeds: Vec<u64>,
     pub image_size: usize,
     pub normalization: Normalization,
+    /// Score each query at its original label size (PFENet's `ori_resize`, HSNet's
+    /// `--use_original_imgsize`) instead of the network size. Off by default; left out of the
+    /// serialised settings when off, so existing cache keys stay as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub original_size: bool,
 }
 
 /// One episode's record.
@@ -105,6 +114,17 @@ pub enum EvalError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+impl EvalSettings {
+    /// Where the queries are scored, as the CSV header states it.
+    pub fn scored_at(&self) -> String {
+        if self.original_size {
+            "original label size (predictions upsampled bilinearly)".into()
+        } else {
+            format!("network size ({0} x {0})", self.image_size)
+        }
+    }
 }
 
 // ANCHOR: evaluate
@@ -161,7 +181,11 @@ pub fn evaluate_many(
         .into_iter()
         .next()
         .unwrap_or_else(burn::tensor::Device::flex);
-    let transform = Transform::eval(settings.image_size, settings.normalization);
+    let transform = if settings.original_size {
+        Transform::eval_original_size(settings.image_size, settings.normalization)
+    } else {
+        Transform::eval(settings.image_size, settings.normalization)
+    };
     let total = settings.episodes * settings.seeds.len() as u64 * heads.len() as u64;
     let mut done = 0;
     let mut records = vec![Vec::new(); heads.len()];
@@ -192,10 +216,9 @@ pub fn evaluate_many(
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let predicted = predicted_mask(out.query_probabilities)?;
-                let query_iou =
-                    query[h].add(episode.class_id, &predicted, &episode.query.mask.data);
-                let (foreground, background) = binary_counts(&predicted, &episode.query.mask.data);
+                let (predicted, truth) = scored_query(out.query_probabilities, &episode)?;
+                let query_iou = query[h].add(episode.class_id, &predicted, truth);
+                let (foreground, background) = binary_counts(&predicted, truth);
                 let recovered = predicted_mask(out.support_logits)?;
                 let truth: Vec<u8> = episode
                     .supports
@@ -250,6 +273,39 @@ pub fn evaluate_many(
         .collect())
 }
 // ANCHOR_END: evaluate
+
+// ANCHOR: original_size
+/// The query's predicted labels and the labels they are scored against: at the network size,
+/// or at the original label size when the transform kept it (`Episode::query_original_mask`).
+/// `probabilities` is [1, 2, H, W].
+pub fn scored_query(
+    probabilities: Tensor<4>,
+    episode: &Episode,
+) -> Result<(Vec<u8>, &[u8]), ModelError> {
+    let Some(original) = &episode.query_original_mask else {
+        return Ok((predicted_mask(probabilities)?, &episode.query.mask.data));
+    };
+    let network = episode.query.mask.size();
+    let planes = host_values(probabilities)?;
+    let (background, foreground) = planes.split_at(planes.len() / 2);
+    let predicted = upsampled_labels(background, foreground, network, original.size());
+    Ok((predicted, &original.data))
+}
+
+/// Labels at size `to` from the two class probability planes at size `from`: each plane is
+/// upsampled bilinearly (as PFENet and HSNet upsample their logits) and the argmax taken
+/// (a tie goes to background, as argmax takes the first).
+pub fn upsampled_labels(
+    background: &[f32],
+    foreground: &[f32],
+    from: (usize, usize),
+    to: (usize, usize),
+) -> Vec<u8> {
+    let bg = resize_plane(background, from, to);
+    let fg = resize_plane(foreground, from, to);
+    bg.iter().zip(&fg).map(|(b, f)| u8::from(f > b)).collect()
+}
+// ANCHOR_END: original_size
 
 impl EvalReport {
     /// (mean, std) over seeds of mIoU, FB-IoU and support-recovery mIoU.

@@ -318,6 +318,7 @@ impl Runner {
             seeds: budget.eval_seeds.clone(),
             image_size: config.image_size,
             normalization: config.normalization,
+            original_size: false,
         }
     }
 
