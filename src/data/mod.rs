@@ -13,6 +13,7 @@ pub mod episode;
 pub mod error;
 pub mod export;
 pub mod figure;
+pub mod folder;
 pub mod folds;
 pub mod images;
 pub mod pascal;

@@ -382,11 +382,9 @@ impl Runner {
 fn data_config(r: &Reproduction, data_root: Option<&Path>) -> DataConfig {
     let root = crate::data::data_root(data_root);
     DataConfig {
-        benchmark: if root.is_some() {
-            r.benchmark
-        } else {
-            BenchmarkName::Synthetic5i
-        },
+        benchmark: root.as_deref().map_or(BenchmarkName::Synthetic5i, |root| {
+            config::benchmark_under(r, root)
+        }),
         root,
         ..DataConfig::default()
     }
