@@ -15,6 +15,7 @@ use super::folds::{FoldConvention, NUM_FOLDS};
 use super::pascal::{
     Pascal5i, PascalConfig, PascalProtocol, VOC_EXPECTED, VOC_HELP, resolve_voc_root,
 };
+use super::prepare::prepare_pascal;
 use super::sampler::Benchmark;
 use super::synthetic::Synthetic5i;
 use super::transforms::{Normalization, Transform};
@@ -23,6 +24,8 @@ use super::transforms::{Normalization, Transform};
 pub enum DataCommand {
     /// Write synthetic-5i to disk in the VOC layout (JPEGImages, SegmentationClassAug, lists).
     Export(ExportArgs),
+    /// Build PASCAL-5i from the two official archives (VOC2012 tar + SBD tgz), then check it.
+    Prepare(PrepareArgs),
     /// Check a PASCAL-5i or COCO-20i tree: counts per split and fold against the expected numbers.
     Check(CheckArgs),
     /// Draw the synthetic-5i sample figure of the book.
@@ -61,6 +64,25 @@ pub struct ExportArgs {
     /// `voc` (for the PASCAL-5i loader) or `folder` (a `folder` benchmark).
     #[arg(long, value_enum, default_value = "voc")]
     pub layout: ExportLayout,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrepareBenchmark {
+    Pascal,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PrepareArgs {
+    pub benchmark: PrepareBenchmark,
+    /// VOCtrainval_11-May-2012.tar, as downloaded.
+    #[arg(long)]
+    pub voc: PathBuf,
+    /// SBD's benchmark.tgz, as downloaded.
+    #[arg(long)]
+    pub sbd: PathBuf,
+    /// The data root to write (VOCdevkit/VOC2012 inside); a rerun reuses what is complete.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +186,26 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 a.out.display()
             );
             Ok(())
+        }
+        DataCommand::Prepare(a) => {
+            let PrepareBenchmark::Pascal = a.benchmark;
+            let p = prepare_pascal(&a.voc, &a.sbd, &a.out)?;
+            println!(
+                "prepared {}: {} images, SegmentationClassAug {} masks from VOC + {} from SBD, \
+                 trainaug.txt {} names ({} files already complete, reused)",
+                p.voc_root.display(),
+                p.images,
+                p.masks_from_voc,
+                p.masks_from_sbd,
+                p.trainaug,
+                p.reused
+            );
+            check_pascal(&RootArgs {
+                root: Some(a.out.clone()),
+                protocol: PascalProtocol::Panet,
+                min_object_pixels: None,
+                folds: FoldConvention::Interleaved,
+            })
         }
         DataCommand::Check(a) => match a.benchmark {
             FileBenchmark::Pascal => check_pascal(&a.root),

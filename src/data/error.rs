@@ -99,6 +99,14 @@ pub enum DataError {
         fix: String,
     },
 
+    #[error("{archive}, member {member}: {reason}; {fix}")]
+    BadArchive {
+        archive: PathBuf,
+        member: String,
+        reason: String,
+        fix: String,
+    },
+
     #[error("{path}, line {line}: {reason}; {fix}")]
     BadTextFile {
         path: PathBuf,
@@ -139,6 +147,7 @@ impl DataError {
             | DataError::BadSegmentation { path, .. }
             | DataError::AmbiguousMask { path, .. }
             | DataError::BadTextFile { path, .. }
+            | DataError::BadArchive { archive: path, .. }
             | DataError::Io { path, .. } => Some(path),
             DataError::SizeMismatch { mask, .. } => Some(mask),
             DataError::EmptyClass { .. } | DataError::InvalidSpec(_) => None,
