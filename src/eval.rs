@@ -10,9 +10,11 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::data::images::{overlay, save_rgb, side_by_side};
 use crate::data::transforms::resize_plane;
 use crate::data::{
-    Benchmark, DataError, Episode, EpisodeSpec, Episodes, Normalization, Split, Transform,
+    Benchmark, DataError, Episode, EpisodeSpec, Episodes, Image, Mask, Normalization, Split,
+    Transform,
 };
 use crate::experiment::{Provenance, write_atomic};
 use crate::metrics::{Counts, Evaluator, binary_counts, mean_std};
@@ -306,6 +308,78 @@ pub fn upsampled_labels(
     bg.iter().zip(&fg).map(|(b, f)| u8::from(f > b)).collect()
 }
 // ANCHOR_END: original_size
+
+// ANCHOR: visualize
+/// Writes one picture for each of the first `count` episodes of the first seed, as HSNet's
+/// `--visualize`: each support with its mask, then the query with the prediction and the query
+/// with its ground truth, all at the original image size. Returns the files written.
+pub fn visualize(
+    model: &SrpNet,
+    benchmark: &dyn Benchmark,
+    settings: &EvalSettings,
+    count: usize,
+    dir: &Path,
+) -> Result<Vec<std::path::PathBuf>, EvalError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EvalError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(burn::tensor::Device::flex);
+    let seed = settings.seeds.first().copied().unwrap_or(0);
+    let spec = EpisodeSpec {
+        fold: settings.fold,
+        split: Split::Test,
+        shots: settings.shots,
+        seed,
+    };
+    let transform = Transform::eval(settings.image_size, settings.normalization);
+    let mut written = Vec::new();
+    for episode in Episodes::new(benchmark, spec, transform).take(count) {
+        let episode = episode?;
+        let raw = benchmark.episode(&spec, episode.index)?;
+        let tensors = EpisodeTensors::from_episode(&episode, &device)?;
+        let out = match model.forward(&tensors, Phase::Infer) {
+            Ok(out) => out,
+            Err(ModelError::EmptyMask { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let planes = host_values(out.query_probabilities)?;
+        let (background, foreground) = planes.split_at(planes.len() / 2);
+        let predicted = Mask {
+            height: raw.query.mask.height,
+            width: raw.query.mask.width,
+            data: upsampled_labels(
+                background,
+                foreground,
+                episode.query.mask.size(),
+                raw.query.mask.size(),
+            ),
+        };
+        let mut panels: Vec<Image> = raw
+            .supports
+            .iter()
+            .map(|s| overlay(&s.image, &s.mask))
+            .collect();
+        panels.push(overlay(&raw.query.image, &predicted));
+        panels.push(overlay(&raw.query.image, &raw.query.mask));
+        let path = dir.join(format!(
+            "seed{seed}-episode{:04}-{}.png",
+            episode.index,
+            episode
+                .class_name
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        ));
+        save_rgb(&path, &side_by_side(&panels))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+// ANCHOR_END: visualize
 
 impl EvalReport {
     /// (mean, std) over seeds of mIoU, FB-IoU and support-recovery mIoU.

@@ -1,13 +1,14 @@
 //! `eval --original-size`: predictions upsampled to the query's original label size and scored
 //! there (PFENet's `ori_resize`, HSNet's `--use_original_imgsize`), checked against numbers
-//! worked out by hand; the default (network size) is unchanged.
+//! worked out by hand; the default (network size) is unchanged. And `eval --visualize`: the
+//! pictures of the first episodes.
 
 mod common;
 
 use srpnet::data::rng::Rng;
 use srpnet::data::synthetic::Synthetic5i;
 use srpnet::data::{Episode, Image, Mask, Normalization, Shot, Split, Transform};
-use srpnet::eval::{EvalSettings, evaluate, scored_query, upsampled_labels};
+use srpnet::eval::{EvalSettings, evaluate, scored_query, upsampled_labels, visualize};
 use srpnet::metrics::Evaluator;
 use srpnet::model::{ModelConfig, Profile};
 
@@ -137,4 +138,70 @@ fn evaluate_scores_at_the_original_size_only_when_asked() {
         assert!(*n <= 65 * 65 && *o > 65 * 65 && *o <= 97 * 97, "{n} vs {o}");
     }
     assert!(orig.seeds[0].miou.is_finite());
+}
+
+/// `visualize` writes one picture per episode: support, query with prediction, query with ground
+/// truth side by side at the original size; the ground-truth panel is the query image, tinted
+/// exactly where the label is foreground.
+#[test]
+fn visualize_draws_support_prediction_and_ground_truth() {
+    let device = common::device();
+    let model = {
+        let _rng = common::seed(&device, 7);
+        ModelConfig::srpnet(Profile::Embedded)
+            .init(&device)
+            .unwrap()
+    };
+    let bench = Synthetic5i::with_size(48);
+    let settings = EvalSettings {
+        fold: 1,
+        shots: 1,
+        episodes: 2,
+        seeds: vec![1234],
+        image_size: 65,
+        normalization: Normalization::Unit,
+        original_size: false,
+    };
+    let dir = std::env::temp_dir().join(format!("srpnet-test-visualize-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = visualize(&model, &bench, &settings, 2, &dir).unwrap();
+    assert_eq!(files.len(), 2);
+    let spec = srpnet::data::EpisodeSpec {
+        fold: 1,
+        split: Split::Test,
+        shots: 1,
+        seed: 1234,
+    };
+    for (i, file) in files.iter().enumerate() {
+        let raw = srpnet::data::Benchmark::episode(&bench, &spec, i as u64).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("seed1234-episode{i:04}-")),
+            "{name}"
+        );
+        let picture = image::open(file).unwrap().to_rgb8();
+        assert_eq!((picture.width(), picture.height()), (3 * 48, 48));
+        let query = raw.query.image.to_rgb8();
+        let (mut tinted, mut foreground) = (0, 0);
+        for y in 0..48u32 {
+            for x in 0..48u32 {
+                let k = (y * 48 + x) as usize;
+                let shown = picture.get_pixel(2 * 48 + x, y).0;
+                let original = [query[3 * k], query[3 * k + 1], query[3 * k + 2]];
+                if raw.query.mask.data[k] == 1 {
+                    foreground += 1;
+                    tinted += usize::from(shown != original);
+                } else {
+                    assert_eq!(
+                        shown, original,
+                        "pixel ({x}, {y}) outside the label changed"
+                    );
+                }
+            }
+        }
+        assert!(
+            foreground > 0 && tinted * 10 >= foreground * 9,
+            "{tinted} of {foreground}"
+        );
+    }
 }
