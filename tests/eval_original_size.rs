@@ -47,6 +47,28 @@ fn probabilities() -> burn::tensor::Tensor<4> {
     common::tensor([bg, fg.to_vec()].concat(), [1, 2, 2, 2], &common::device())
 }
 
+/// An untrained (seeded) embedded SRPNet.
+fn untrained() -> srpnet::model::SrpNet {
+    let device = common::device();
+    let _rng = common::seed(&device, 7);
+    ModelConfig::srpnet(Profile::Embedded)
+        .init(&device)
+        .unwrap()
+}
+
+/// Evaluation settings of `episodes` 1-shot episodes of `fold` at 65 px, one seed.
+fn settings(fold: usize, episodes: u64, original_size: bool) -> EvalSettings {
+    EvalSettings {
+        fold,
+        shots: 1,
+        episodes,
+        seeds: vec![1234],
+        image_size: 65,
+        normalization: Normalization::Unit,
+        original_size,
+    }
+}
+
 /// (mIoU, FB-IoU) of one episode.
 fn scores(predicted: &[u8], truth: &[u8]) -> (f64, f64) {
     let mut e = Evaluator::default();
@@ -94,27 +116,12 @@ fn network_and_original_size_give_the_hand_computed_numbers() {
 /// generated at the network size, and differ (upsampled predictions, more pixels) where not.
 #[test]
 fn evaluate_scores_at_the_original_size_only_when_asked() {
-    let device = common::device();
-    let model = {
-        let _rng = common::seed(&device, 7);
-        ModelConfig::srpnet(Profile::Embedded)
-            .init(&device)
-            .unwrap()
-    };
+    let model = untrained();
     let run = |generated: usize, original_size: bool| {
-        let settings = EvalSettings {
-            fold: 0,
-            shots: 1,
-            episodes: 3,
-            seeds: vec![1234],
-            image_size: 65,
-            normalization: Normalization::Unit,
-            original_size,
-        };
         evaluate(
             &model,
             &Synthetic5i::with_size(generated),
-            &settings,
+            &settings(0, 3, original_size),
             |_, _| {},
         )
         .unwrap()
@@ -145,23 +152,9 @@ fn evaluate_scores_at_the_original_size_only_when_asked() {
 /// exactly where the label is foreground.
 #[test]
 fn visualize_draws_support_prediction_and_ground_truth() {
-    let device = common::device();
-    let model = {
-        let _rng = common::seed(&device, 7);
-        ModelConfig::srpnet(Profile::Embedded)
-            .init(&device)
-            .unwrap()
-    };
+    let model = untrained();
     let bench = Synthetic5i::with_size(48);
-    let settings = EvalSettings {
-        fold: 1,
-        shots: 1,
-        episodes: 2,
-        seeds: vec![1234],
-        image_size: 65,
-        normalization: Normalization::Unit,
-        original_size: false,
-    };
+    let settings = settings(1, 2, false);
     let dir = std::env::temp_dir().join(format!("srpnet-test-visualize-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let files = visualize(&model, &bench, &settings, 2, &dir).unwrap();

@@ -10,7 +10,7 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Mask, Shot, Spl
 use super::error::{DataError, SkipReport};
 use super::folds::{COCO_CATEGORY_IDS, COCO_CLASSES, FoldConvention, split_classes};
 use super::images::load_image;
-use super::sampler::{Benchmark, ClassIndex, PlanSource, plan_episode};
+use super::sampler::{Benchmark, ClassIndex, PlanSource, episode_from_plan, plan_episode};
 
 pub const COCO_NAME: &str = "coco-20i";
 
@@ -577,21 +577,7 @@ impl Benchmark for Coco20i {
                 mask,
             })
         };
-        Ok(Episode {
-            benchmark: self.name(),
-            fold: plan.spec.fold,
-            split: plan.spec.split,
-            index: plan.index,
-            class_id: plan.class_id,
-            class_name: self.class_name(plan.class_id),
-            supports: plan
-                .supports
-                .iter()
-                .map(|r| shot(r.key, &r.id))
-                .collect::<Result<_, _>>()?,
-            query: shot(plan.query.key, &plan.query.id)?,
-            query_original_mask: None,
-        })
+        episode_from_plan(self.name(), self.class_name(plan.class_id), plan, shot)
     }
 
     fn skipped(&self) -> SkipReport {

@@ -16,7 +16,7 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Split};
 use super::error::{DataError, SkipReport};
 use super::folds::NUM_FOLDS;
 use super::pascal::{check_pair, load_shot, parallel_map, read_list};
-use super::sampler::{Benchmark, ClassIndex, PlanSource, plan_episode};
+use super::sampler::{Benchmark, ClassIndex, PlanSource, episode_from_plan, plan_episode};
 
 pub const FOLDER_NAME: &str = "folder";
 pub const FOLDER_HELP: &str = "a folder benchmark holds classes.txt (one class name per line), \
@@ -306,7 +306,7 @@ impl Benchmark for FolderBenchmark {
 
     fn load(&self, plan: &EpisodePlan) -> Result<Episode, DataError> {
         let max = self.classes.len() as ClassId;
-        let shot = |k: usize| {
+        let shot = |k: usize, _: &str| {
             let rec = self
                 .records
                 .get(k)
@@ -320,21 +320,7 @@ impl Benchmark for FolderBenchmark {
                 plan.class_id,
             )
         };
-        Ok(Episode {
-            benchmark: self.name(),
-            fold: plan.spec.fold,
-            split: plan.spec.split,
-            index: plan.index,
-            class_id: plan.class_id,
-            class_name: self.class_name(plan.class_id),
-            supports: plan
-                .supports
-                .iter()
-                .map(|r| shot(r.key))
-                .collect::<Result<_, _>>()?,
-            query: shot(plan.query.key)?,
-            query_original_mask: None,
-        })
+        episode_from_plan(self.name(), self.class_name(plan.class_id), plan, shot)
     }
 
     fn skipped(&self) -> SkipReport {

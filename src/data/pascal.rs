@@ -7,7 +7,7 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Shot, Split};
 use super::error::{DataError, SkipReport};
 use super::folds::{FoldConvention, PASCAL_CLASSES, split_classes};
 use super::images::{image_size, load_class_map, load_image};
-use super::sampler::{Benchmark, ClassIndex, PlanSource, plan_episode};
+use super::sampler::{Benchmark, ClassIndex, PlanSource, episode_from_plan, plan_episode};
 
 pub const PASCAL_NAME: &str = "pascal-5i";
 pub const PASCAL_FOLDS: FoldConvention = FoldConvention::Consecutive;
@@ -412,7 +412,7 @@ impl Benchmark for Pascal5i {
     }
 
     fn load(&self, plan: &EpisodePlan) -> Result<Episode, DataError> {
-        let shot = |k: usize| -> Result<Shot, DataError> {
+        let shot = |k: usize, _: &str| -> Result<Shot, DataError> {
             let rec = self
                 .records
                 .get(k)
@@ -426,21 +426,7 @@ impl Benchmark for Pascal5i {
                 plan.class_id,
             )
         };
-        Ok(Episode {
-            benchmark: self.name(),
-            fold: plan.spec.fold,
-            split: plan.spec.split,
-            index: plan.index,
-            class_id: plan.class_id,
-            class_name: self.class_name(plan.class_id),
-            supports: plan
-                .supports
-                .iter()
-                .map(|r| shot(r.key))
-                .collect::<Result<_, _>>()?,
-            query: shot(plan.query.key)?,
-            query_original_mask: None,
-        })
+        episode_from_plan(self.name(), self.class_name(plan.class_id), plan, shot)
     }
 
     fn skipped(&self) -> SkipReport {
