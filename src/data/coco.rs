@@ -129,8 +129,9 @@ pub fn rle_encode(mask: &[u8], h: usize, w: usize) -> Vec<u32> {
 // ANCHOR: polygon
 /// Fills a polygon `[x0, y0, x1, y1, ...]` (pixel coordinates, as COCO stores them) into a
 /// row-major `[h, w]` mask with `value`: a pixel is inside when its centre `(x + 0.5, y + 0.5)`
-/// is, by the even-odd rule. (pycocotools rasterises differently and may differ by one pixel on
-/// edges.)
+/// is, by the even-odd rule. pycocotools rasterises on a 5x finer grid: on 2,000 generated
+/// polygons 0.1% of pixels differ, all with their centre within 0.16 px of the outline
+/// (`tests/data_coco.rs`).
 pub fn rasterize_polygon(poly: &[f64], h: usize, w: usize, out: &mut [u8], value: u8) {
     let n = poly.len() / 2;
     if n < 3 {
