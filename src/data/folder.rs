@@ -16,7 +16,9 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Split};
 use super::error::{DataError, SkipReport};
 use super::folds::NUM_FOLDS;
 use super::pascal::{check_pair, load_shot, parallel_map, read_list};
-use super::sampler::{Benchmark, ClassIndex, PlanSource, episode_from_plan, plan_episode};
+use super::sampler::{
+    Benchmark, ClassIndex, PlanSource, counts_of, episode_from_plan, plan_episode,
+};
 
 pub const FOLDER_NAME: &str = "folder";
 pub const FOLDER_HELP: &str = "a folder benchmark holds classes.txt (one class name per line), \
@@ -256,10 +258,7 @@ impl FolderBenchmark {
 
     /// Images per class of `fold`'s `split`.
     pub fn class_counts(&self, fold: usize, split: Split) -> Vec<(ClassId, usize)> {
-        self.classes(fold, split)
-            .into_iter()
-            .map(|c| (c, self.index_for(split).count(c)))
-            .collect()
+        counts_of(self.index_for(split), self.classes(fold, split))
     }
 }
 

@@ -7,7 +7,9 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Shot, Split};
 use super::error::{DataError, SkipReport};
 use super::folds::{FoldConvention, PASCAL_CLASSES, split_classes};
 use super::images::{image_size, load_class_map, load_image};
-use super::sampler::{Benchmark, ClassIndex, PlanSource, episode_from_plan, plan_episode};
+use super::sampler::{
+    Benchmark, ClassIndex, PlanSource, counts_of, episode_from_plan, plan_episode,
+};
 
 pub const PASCAL_NAME: &str = "pascal-5i";
 pub const PASCAL_FOLDS: FoldConvention = FoldConvention::Consecutive;
@@ -367,10 +369,7 @@ impl Pascal5i {
 
     /// Images per class of `fold`'s `split` after filtering.
     pub fn class_counts(&self, fold: usize, split: Split) -> Vec<(ClassId, usize)> {
-        self.classes(fold, split)
-            .into_iter()
-            .map(|c| (c, self.index_for(split).count(c)))
-            .collect()
+        counts_of(self.index_for(split), self.classes(fold, split))
     }
 }
 

@@ -77,6 +77,11 @@ impl ClassIndex {
     }
 }
 
+/// `(class, images)` for each of `classes`, counted in `index`: what `data check` prints.
+pub fn counts_of(index: &ClassIndex, classes: Vec<ClassId>) -> Vec<(ClassId, usize)> {
+    classes.into_iter().map(|c| (c, index.count(c))).collect()
+}
+
 /// The random stream of episode `index` of `spec`.
 pub fn episode_rng(spec: &EpisodeSpec, index: u64) -> Rng {
     Rng::derive(
