@@ -9,10 +9,10 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, ValueEnum};
 
 use crate::backend::BackendKind;
-use crate::data::images::{OwnImages, load_image, save_mask, save_rgb};
+use crate::data::images::{OwnImages, load_image, overlay, save_mask, save_rgb};
 use crate::data::transforms::resize_nearest;
-use crate::data::{Image, Mask, Split, Transform};
-use crate::eval::{EvalProtocol, EvalSettings, evaluate};
+use crate::data::{Mask, Split, Transform};
+use crate::eval::{EvalProtocol, EvalSettings, evaluate, visualize};
 use crate::experiment::{BenchmarkName, Provenance, load_config};
 use crate::model::loss::{foreground_iou, predicted_mask};
 use crate::model::{EpisodeTensors, ModelConfig, Phase, Profile, SrpNet};
@@ -222,6 +222,16 @@ pub struct EvalArgs {
     /// Where to write the CSVs (default: the run folder, or the current folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Score each query at its original label size (predictions upsampled bilinearly), as
+    /// PFENet and HSNet report; the default scores at the network size.
+    #[arg(long)]
+    pub original_size: bool,
+    /// Write a picture of each of the first --visualize-count episodes here: supports with
+    /// their masks, the query with the prediction and with the ground truth (HSNet's --visualize).
+    #[arg(long)]
+    pub visualize: Option<PathBuf>,
+    #[arg(long, default_value_t = 10, requires = "visualize")]
+    pub visualize_count: usize,
     #[arg(long, value_enum, default_value = "flex")]
     pub backend: BackendKind,
 }
@@ -281,6 +291,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         seeds: args.seeds.clone().unwrap_or_else(|| args.protocol.seeds()),
         image_size: config.image_size,
         normalization: config.normalization,
+        original_size: args.original_size,
     };
     ensure!(
         settings.episodes > 0 && !settings.seeds.is_empty(),
@@ -302,6 +313,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         .push("seeds", format!("{:?}", settings.seeds))
         .push("episodes per seed", settings.episodes)
         .push("image size", settings.image_size)
+        .push("scored at", settings.scored_at())
         .push("checkpoint", &source);
     if let Some(w) = &config.backbone.weights {
         provenance.push(
@@ -323,6 +335,16 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
     report.write_csv(&csv, &provenance)?;
     report.write_episodes_csv(&out.join(format!("{stem}-episodes.csv")), &provenance)?;
     println!("wrote {} and {stem}-episodes.csv", csv.display());
+    if let Some(dir) = &args.visualize {
+        let files = visualize(
+            &model,
+            benchmark.as_ref(),
+            &settings,
+            args.visualize_count,
+            dir,
+        )?;
+        println!("wrote {} picture(s) to {}", files.len(), dir.display());
+    }
     Ok(())
 }
 
@@ -461,37 +483,4 @@ fn imagenet_model(
         config,
         format!("ImageNet weights {weights} (pyramid untrained)"),
     ))
-}
-
-/// The image with the predicted foreground tinted blue-magenta (readable with colour-blindness)
-/// and its border drawn in yellow.
-fn overlay(image: &Image, mask: &Mask) -> Image {
-    let mut out = image.clone();
-    let plane = image.height * image.width;
-    let tint = [0.55, 0.15, 0.75];
-    for i in 0..plane.min(mask.data.len()) {
-        if mask.data[i] != 1 {
-            continue;
-        }
-        let (y, x) = (i / image.width, i % image.width);
-        let border = [(0i64, 1i64), (1, 0), (0, -1), (-1, 0)]
-            .iter()
-            .any(|(dy, dx)| {
-                let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-                ny < 0
-                    || nx < 0
-                    || ny >= image.height as i64
-                    || nx >= image.width as i64
-                    || mask.data[ny as usize * image.width + nx as usize] != 1
-            });
-        for c in 0..3 {
-            let v = &mut out.data[c * plane + i];
-            *v = if border {
-                [255.0, 220.0, 0.0][c]
-            } else {
-                0.5 * *v + 0.5 * 255.0 * tint[c]
-            };
-        }
-    }
-    out
 }

@@ -7,13 +7,19 @@ use std::io::Write;
 use std::path::Path;
 
 use burn::module::Module;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Benchmark, DataError, EpisodeSpec, Episodes, Normalization, Split, Transform};
+use crate::data::images::{overlay, save_rgb, side_by_side};
+use crate::data::transforms::resize_plane;
+use crate::data::{
+    Benchmark, DataError, Episode, EpisodeSpec, Episodes, Image, Mask, Normalization, Split,
+    Transform,
+};
 use crate::experiment::{Provenance, write_atomic};
 use crate::metrics::{Counts, Evaluator, binary_counts, mean_std};
 use crate::model::loss::predicted_mask;
-use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, SrpNet};
+use crate::model::{EpisodeTensors, ModelConfig, ModelError, Phase, SrpNet, host_values};
 
 // ANCHOR: protocol
 /// How many episodes and seeds an evaluation uses.
@@ -52,6 +58,11 @@ pub struct EvalSettings {
     pub seeds: Vec<u64>,
     pub image_size: usize,
     pub normalization: Normalization,
+    /// Score each query at its original label size (PFENet's `ori_resize`, HSNet's
+    /// `--use_original_imgsize`) instead of the network size. Off by default; left out of the
+    /// serialised settings when off, so existing cache keys stay as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub original_size: bool,
 }
 
 /// One episode's record.
@@ -105,6 +116,17 @@ pub enum EvalError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+impl EvalSettings {
+    /// Where the queries are scored, as the CSV header states it.
+    pub fn scored_at(&self) -> String {
+        if self.original_size {
+            "original label size (predictions upsampled bilinearly)".into()
+        } else {
+            format!("network size ({0} x {0})", self.image_size)
+        }
+    }
 }
 
 // ANCHOR: evaluate
@@ -161,7 +183,11 @@ pub fn evaluate_many(
         .into_iter()
         .next()
         .unwrap_or_else(burn::tensor::Device::flex);
-    let transform = Transform::eval(settings.image_size, settings.normalization);
+    let transform = if settings.original_size {
+        Transform::eval_original_size(settings.image_size, settings.normalization)
+    } else {
+        Transform::eval(settings.image_size, settings.normalization)
+    };
     let total = settings.episodes * settings.seeds.len() as u64 * heads.len() as u64;
     let mut done = 0;
     let mut records = vec![Vec::new(); heads.len()];
@@ -192,10 +218,9 @@ pub fn evaluate_many(
                     }
                     Err(e) => return Err(e.into()),
                 };
-                let predicted = predicted_mask(out.query_probabilities)?;
-                let query_iou =
-                    query[h].add(episode.class_id, &predicted, &episode.query.mask.data);
-                let (foreground, background) = binary_counts(&predicted, &episode.query.mask.data);
+                let (predicted, truth) = scored_query(out.query_probabilities, &episode)?;
+                let query_iou = query[h].add(episode.class_id, &predicted, truth);
+                let (foreground, background) = binary_counts(&predicted, truth);
                 let recovered = predicted_mask(out.support_logits)?;
                 let truth: Vec<u8> = episode
                     .supports
@@ -250,6 +275,111 @@ pub fn evaluate_many(
         .collect())
 }
 // ANCHOR_END: evaluate
+
+// ANCHOR: original_size
+/// The query's predicted labels and the labels they are scored against: at the network size,
+/// or at the original label size when the transform kept it (`Episode::query_original_mask`).
+/// `probabilities` is [1, 2, H, W].
+pub fn scored_query(
+    probabilities: Tensor<4>,
+    episode: &Episode,
+) -> Result<(Vec<u8>, &[u8]), ModelError> {
+    let Some(original) = &episode.query_original_mask else {
+        return Ok((predicted_mask(probabilities)?, &episode.query.mask.data));
+    };
+    let network = episode.query.mask.size();
+    let planes = host_values(probabilities)?;
+    let (background, foreground) = planes.split_at(planes.len() / 2);
+    let predicted = upsampled_labels(background, foreground, network, original.size());
+    Ok((predicted, &original.data))
+}
+
+/// Labels at size `to` from the two class probability planes at size `from`: each plane is
+/// upsampled bilinearly (as PFENet and HSNet upsample their logits) and the argmax taken
+/// (a tie goes to background, as argmax takes the first).
+pub fn upsampled_labels(
+    background: &[f32],
+    foreground: &[f32],
+    from: (usize, usize),
+    to: (usize, usize),
+) -> Vec<u8> {
+    let bg = resize_plane(background, from, to);
+    let fg = resize_plane(foreground, from, to);
+    bg.iter().zip(&fg).map(|(b, f)| u8::from(f > b)).collect()
+}
+// ANCHOR_END: original_size
+
+// ANCHOR: visualize
+/// Writes one picture for each of the first `count` episodes of the first seed, as HSNet's
+/// `--visualize`: each support with its mask, then the query with the prediction and the query
+/// with its ground truth, all at the original image size. Returns the files written.
+pub fn visualize(
+    model: &SrpNet,
+    benchmark: &dyn Benchmark,
+    settings: &EvalSettings,
+    count: usize,
+    dir: &Path,
+) -> Result<Vec<std::path::PathBuf>, EvalError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EvalError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(burn::tensor::Device::flex);
+    let seed = settings.seeds.first().copied().unwrap_or(0);
+    let spec = EpisodeSpec {
+        fold: settings.fold,
+        split: Split::Test,
+        shots: settings.shots,
+        seed,
+    };
+    let transform = Transform::eval(settings.image_size, settings.normalization);
+    let mut written = Vec::new();
+    for episode in Episodes::new(benchmark, spec, transform).take(count) {
+        let episode = episode?;
+        let raw = benchmark.episode(&spec, episode.index)?;
+        let tensors = EpisodeTensors::from_episode(&episode, &device)?;
+        let out = match model.forward(&tensors, Phase::Infer) {
+            Ok(out) => out,
+            Err(ModelError::EmptyMask { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let planes = host_values(out.query_probabilities)?;
+        let (background, foreground) = planes.split_at(planes.len() / 2);
+        let predicted = Mask {
+            height: raw.query.mask.height,
+            width: raw.query.mask.width,
+            data: upsampled_labels(
+                background,
+                foreground,
+                episode.query.mask.size(),
+                raw.query.mask.size(),
+            ),
+        };
+        let mut panels: Vec<Image> = raw
+            .supports
+            .iter()
+            .map(|s| overlay(&s.image, &s.mask))
+            .collect();
+        panels.push(overlay(&raw.query.image, &predicted));
+        panels.push(overlay(&raw.query.image, &raw.query.mask));
+        let path = dir.join(format!(
+            "seed{seed}-episode{:04}-{}.png",
+            episode.index,
+            episode
+                .class_name
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        ));
+        save_rgb(&path, &side_by_side(&panels))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+// ANCHOR_END: visualize
 
 impl EvalReport {
     /// (mean, std) over seeds of mIoU, FB-IoU and support-recovery mIoU.

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::coco::Coco20i;
+use crate::data::folder::FolderBenchmark;
 use crate::data::folds::FoldConvention;
 use crate::data::pascal::{Pascal5i, PascalConfig, PascalProtocol};
 use crate::data::synthetic::Synthetic5i;
@@ -63,6 +64,8 @@ pub enum BenchmarkName {
     #[serde(rename = "coco-20i")]
     #[value(name = "coco-20i")]
     Coco20i,
+    /// A user's own labelled folder (`crate::data::folder`).
+    Folder,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +101,9 @@ impl DataConfig {
             BenchmarkName::Synthetic5i => Ok(()),
             BenchmarkName::Pascal5i => crate::data::pascal::resolve_voc_root(&root).map(drop),
             BenchmarkName::Coco20i => crate::data::coco::resolve_coco_root(&root).map(drop),
+            BenchmarkName::Folder => {
+                crate::data::folder::read_classes(&root.join("classes.txt")).map(drop)
+            }
         }
     }
 
@@ -121,6 +127,7 @@ impl DataConfig {
                 min_object_pixels: None,
             })?),
             BenchmarkName::Coco20i => Box::new(Coco20i::open(&root()?, self.coco_folds, splits)?),
+            BenchmarkName::Folder => Box::new(FolderBenchmark::open(&root()?)?),
         })
     }
 
@@ -130,6 +137,7 @@ impl DataConfig {
             BenchmarkName::Synthetic5i => "synthetic-5i".into(),
             BenchmarkName::Pascal5i => format!("pascal-5i/{}", self.pascal_protocol.name()),
             BenchmarkName::Coco20i => format!("coco-20i/{}", self.coco_folds.name()),
+            BenchmarkName::Folder => "folder".into(),
         }
     }
 }

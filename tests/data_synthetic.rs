@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use srpnet::data::baseline::{BaselineReport, fixed_feature_baseline};
 use srpnet::data::cli::{RootArgs, check_pascal};
-use srpnet::data::export::{ExportOptions, export_synthetic};
+use srpnet::data::export::{ExportLayout, ExportOptions, export_synthetic};
 use srpnet::data::folds::{FoldConvention, test_classes};
 use srpnet::data::pascal::{Pascal5i, PascalConfig, PascalProtocol};
 use srpnet::data::synthetic::{SYNTHETIC_CLASSES, Synthetic5i, render_scene};
@@ -197,6 +197,7 @@ fn export_feeds_the_pascal_loader_and_check() {
         size: 48,
         train_per_class: 3,
         val_per_class: 2,
+        layout: ExportLayout::Voc,
     })
     .unwrap();
     assert_eq!(m.expected[0].1, 100);

@@ -74,6 +74,7 @@ fn the_imagenet_start_matters_on_real_pixels() {
                 seeds: vec![1234],
                 image_size: config.image_size,
                 normalization: config.normalization,
+                original_size: false,
             };
             let report = evaluate(&model, &bench, &settings, |_, _| {}).unwrap();
             per_fold.push(report.seeds[0].miou);

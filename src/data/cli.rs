@@ -7,13 +7,15 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::baseline::{BaselineReport, episodes_per_second, fixed_feature_baseline};
 use super::coco::{COCO_EXPECTED, COCO_HELP, Coco20i};
-use super::episode::{EpisodeSpec, Split};
-use super::export::{ExportOptions, export_synthetic, read_manifest};
+use super::episode::{ClassId, EpisodeSpec, Split};
+use super::export::{ExportLayout, ExportOptions, export_synthetic, read_manifest};
 use super::figure::{SAMPLES_FIGURE, write_samples_figure};
+use super::folder::{FOLDER_HELP, FolderBenchmark};
 use super::folds::{FoldConvention, NUM_FOLDS};
 use super::pascal::{
     Pascal5i, PascalConfig, PascalProtocol, VOC_EXPECTED, VOC_HELP, resolve_voc_root,
 };
+use super::prepare::prepare_pascal;
 use super::sampler::Benchmark;
 use super::synthetic::Synthetic5i;
 use super::transforms::{Normalization, Transform};
@@ -22,6 +24,8 @@ use super::transforms::{Normalization, Transform};
 pub enum DataCommand {
     /// Write synthetic-5i to disk in the VOC layout (JPEGImages, SegmentationClassAug, lists).
     Export(ExportArgs),
+    /// Build PASCAL-5i from the two official archives (VOC2012 tar + SBD tgz), then check it.
+    Prepare(PrepareArgs),
     /// Check a PASCAL-5i or COCO-20i tree: counts per split and fold against the expected numbers.
     Check(CheckArgs),
     /// Draw the synthetic-5i sample figure of the book.
@@ -57,12 +61,35 @@ pub struct ExportArgs {
     /// Images per class from the test pool (the val list).
     #[arg(long, default_value_t = 20)]
     pub val_per_class: usize,
+    /// `voc` (for the PASCAL-5i loader) or `folder` (a `folder` benchmark).
+    #[arg(long, value_enum, default_value = "voc")]
+    pub layout: ExportLayout,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrepareBenchmark {
+    Pascal,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PrepareArgs {
+    pub benchmark: PrepareBenchmark,
+    /// VOCtrainval_11-May-2012.tar, as downloaded.
+    #[arg(long)]
+    pub voc: PathBuf,
+    /// SBD's benchmark.tgz, as downloaded.
+    #[arg(long)]
+    pub sbd: PathBuf,
+    /// The data root to write (VOCdevkit/VOC2012 inside); a rerun reuses what is complete.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileBenchmark {
     Pascal,
     Coco,
+    Folder,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +98,7 @@ pub enum AnyBenchmark {
     Synthetic5i,
     Pascal,
     Coco,
+    Folder,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -139,24 +167,50 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
                 size: a.size,
                 train_per_class: a.train_per_class,
                 val_per_class: a.val_per_class,
+                layout: a.layout,
             })?;
+            let (dir, check) = match a.layout {
+                ExportLayout::Voc => (a.out.join("VOCdevkit/VOC2012"), "pascal"),
+                ExportLayout::Folder => (a.out.clone(), "folder"),
+            };
             println!(
                 "wrote synthetic-5i (generator v{}, {} px) to {}: {} train + {} val images per class",
                 m.generator_version,
                 m.size,
-                a.out.join("VOCdevkit/VOC2012").display(),
+                dir.display(),
                 m.train_per_class,
                 m.val_per_class
             );
             println!(
-                "check it with: srpnet data check pascal --root {}",
+                "check it with: srpnet data check {check} --root {}",
                 a.out.display()
             );
             Ok(())
         }
+        DataCommand::Prepare(a) => {
+            let PrepareBenchmark::Pascal = a.benchmark;
+            let p = prepare_pascal(&a.voc, &a.sbd, &a.out)?;
+            println!(
+                "prepared {}: {} images, SegmentationClassAug {} masks from VOC + {} from SBD, \
+                 trainaug.txt {} names ({} files already complete, reused)",
+                p.voc_root.display(),
+                p.images,
+                p.masks_from_voc,
+                p.masks_from_sbd,
+                p.trainaug,
+                p.reused
+            );
+            check_pascal(&RootArgs {
+                root: Some(a.out.clone()),
+                protocol: PascalProtocol::Panet,
+                min_object_pixels: None,
+                folds: FoldConvention::Interleaved,
+            })
+        }
         DataCommand::Check(a) => match a.benchmark {
             FileBenchmark::Pascal => check_pascal(&a.root),
             FileBenchmark::Coco => check_coco(&a.root),
+            FileBenchmark::Folder => check_folder(&a.root),
         },
         DataCommand::Figure { out, size } => {
             write_samples_figure(&out, size)?;
@@ -256,25 +310,16 @@ pub fn check_pascal(args: &RootArgs) -> anyhow::Result<()> {
         bench.records.len(),
         bench.min_object_pixels
     );
-    for fold in 0..NUM_FOLDS {
-        for split in [Split::Test, Split::Train] {
-            let counts = bench.class_counts(fold, split);
-            let text: Vec<String> = counts
-                .iter()
-                .map(|(c, n)| format!("{} {n}", bench.class_name(*c)))
-                .collect();
-            println!("  fold {fold} {split:<5}: {}", text.join(", "));
-            for (c, n) in counts {
-                if n < 2 {
-                    problems.push(format!(
-                        "fold {fold} {split}: class {} has {n} images (small-object filter {} px; --min-object-pixels changes it)",
-                        bench.class_name(c),
-                        bench.min_object_pixels
-                    ));
-                }
-            }
-        }
-    }
+    let note = format!(
+        " (small-object filter {} px; --min-object-pixels changes it)",
+        bench.min_object_pixels
+    );
+    fold_counts(
+        &bench,
+        |f, s| bench.class_counts(f, s),
+        &note,
+        &mut problems,
+    );
     finish(problems, &bench.skipped(), VOC_HELP)
 }
 
@@ -304,9 +349,47 @@ pub fn check_coco(args: &RootArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    fold_counts(&bench, |f, s| bench.class_counts(f, s), "", &mut problems);
+    finish(problems, &bench.skipped(), COCO_HELP)
+}
+
+/// Prints what a folder benchmark holds: classes, folds, images per class and split; fails if a
+/// class of some fold has fewer than two images (a 1-shot episode needs a support and a query).
+pub fn check_folder(args: &RootArgs) -> anyhow::Result<()> {
+    let bench = FolderBenchmark::open(&root_of(args)?)?;
+    println!(
+        "folder check of {}: {} classes, {} usable images; folds from {}; test episodes from {}",
+        bench.root.display(),
+        bench.classes.len(),
+        bench.records.len(),
+        bench.folds_from,
+        if bench.test_list {
+            "test.txt (training uses the other images)"
+        } else {
+            "every image (as PANet's protocol)"
+        }
+    );
+    let mut problems = Vec::new();
+    fold_counts(
+        &bench,
+        |f, s| bench.class_counts(f, s),
+        " (a 1-shot episode needs 2)",
+        &mut problems,
+    );
+    finish(problems, &bench.skipped(), FOLDER_HELP)
+}
+
+/// Prints the images per class of every fold and split; a class with fewer than two (a 1-shot
+/// episode needs a support and a query) is a problem, with `note` after it.
+fn fold_counts(
+    bench: &dyn Benchmark,
+    counts: impl Fn(usize, Split) -> Vec<(ClassId, usize)>,
+    note: &str,
+    problems: &mut Vec<String>,
+) {
     for fold in 0..NUM_FOLDS {
         for split in [Split::Test, Split::Train] {
-            let counts = bench.class_counts(fold, split);
+            let counts = counts(fold, split);
             let text: Vec<String> = counts
                 .iter()
                 .map(|(c, n)| format!("{} {n}", bench.class_name(*c)))
@@ -315,14 +398,13 @@ pub fn check_coco(args: &RootArgs) -> anyhow::Result<()> {
             for (c, n) in counts {
                 if n < 2 {
                     problems.push(format!(
-                        "fold {fold} {split}: class {} has {n} images",
+                        "fold {fold} {split}: class {} has {n} images{note}",
                         bench.class_name(c)
                     ));
                 }
             }
         }
     }
-    finish(problems, &bench.skipped(), COCO_HELP)
 }
 
 fn finish(problems: Vec<String>, skipped: &super::SkipReport, help: &str) -> anyhow::Result<()> {
@@ -363,6 +445,7 @@ fn open_any(
             })?)
         }
         AnyBenchmark::Coco => Box::new(Coco20i::open(&root_of(args)?, args.folds, &[split])?),
+        AnyBenchmark::Folder => Box::new(FolderBenchmark::open(&root_of(args)?)?),
     })
 }
 

@@ -10,7 +10,7 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Mask, Shot, Spl
 use super::error::{DataError, SkipReport};
 use super::folds::{COCO_CATEGORY_IDS, COCO_CLASSES, FoldConvention, split_classes};
 use super::images::load_image;
-use super::sampler::{Benchmark, ClassIndex, PlanSource, plan_episode};
+use super::sampler::{Benchmark, ClassIndex, PlanSource, episode_from_plan, plan_episode};
 
 pub const COCO_NAME: &str = "coco-20i";
 
@@ -129,8 +129,9 @@ pub fn rle_encode(mask: &[u8], h: usize, w: usize) -> Vec<u32> {
 // ANCHOR: polygon
 /// Fills a polygon `[x0, y0, x1, y1, ...]` (pixel coordinates, as COCO stores them) into a
 /// row-major `[h, w]` mask with `value`: a pixel is inside when its centre `(x + 0.5, y + 0.5)`
-/// is, by the even-odd rule. (pycocotools rasterises differently and may differ by one pixel on
-/// edges.)
+/// is, by the even-odd rule. pycocotools rasterises on a 5x finer grid: on 2,000 generated
+/// polygons 0.1% of pixels differ, all with their centre within 0.16 px of the outline
+/// (`tests/data_coco.rs`).
 pub fn rasterize_polygon(poly: &[f64], h: usize, w: usize, out: &mut [u8], value: u8) {
     let n = poly.len() / 2;
     if n < 3 {
@@ -577,21 +578,7 @@ impl Benchmark for Coco20i {
                 mask,
             })
         };
-        Ok(Episode {
-            benchmark: self.name(),
-            fold: plan.spec.fold,
-            split: plan.spec.split,
-            index: plan.index,
-            class_id: plan.class_id,
-            class_name: self.class_name(plan.class_id),
-            supports: plan
-                .supports
-                .iter()
-                .map(|r| shot(r.key, &r.id))
-                .collect::<Result<_, _>>()?,
-            query: shot(plan.query.key, &plan.query.id)?,
-            query_original_mask: None,
-        })
+        episode_from_plan(self.name(), self.class_name(plan.class_id), plan, shot)
     }
 
     fn skipped(&self) -> SkipReport {

@@ -99,6 +99,22 @@ pub enum DataError {
         fix: String,
     },
 
+    #[error("{archive}, member {member}: {reason}; {fix}")]
+    BadArchive {
+        archive: PathBuf,
+        member: String,
+        reason: String,
+        fix: String,
+    },
+
+    #[error("{path}, line {line}: {reason}; {fix}")]
+    BadTextFile {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+        fix: String,
+    },
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -130,6 +146,8 @@ impl DataError {
             | DataError::RleSize { path, .. }
             | DataError::BadSegmentation { path, .. }
             | DataError::AmbiguousMask { path, .. }
+            | DataError::BadTextFile { path, .. }
+            | DataError::BadArchive { archive: path, .. }
             | DataError::Io { path, .. } => Some(path),
             DataError::SizeMismatch { mask, .. } => Some(mask),
             DataError::EmptyClass { .. } | DataError::InvalidSpec(_) => None,

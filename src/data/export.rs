@@ -7,7 +7,7 @@ use super::episode::{ClassId, Split};
 use super::error::DataError;
 use super::images::{save_mask, save_rgb};
 use super::pascal::parallel_map;
-use super::synthetic::{GENERATOR_VERSION, SYNTHETIC_NAME, render_scene};
+use super::synthetic::{GENERATOR_VERSION, SYNTHETIC_CLASSES, SYNTHETIC_NAME, render_scene};
 
 /// Name of the manifest an export writes next to `JPEGImages`.
 pub const EXPORT_MANIFEST: &str = "srpnet-export.json";
@@ -21,6 +21,18 @@ pub struct ExportOptions {
     pub train_per_class: usize,
     /// Images per class from the test pool (listed in `val.txt`).
     pub val_per_class: usize,
+    pub layout: ExportLayout,
+}
+
+/// Where an export puts its files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportLayout {
+    /// `VOCdevkit/VOC2012/{JPEGImages, SegmentationClassAug, ImageSets/Segmentation}`: read by
+    /// the PASCAL-5i loader.
+    #[default]
+    Voc,
+    /// `images/`, `masks/`, `classes.txt`, `test.txt` (the val pool): a `folder` benchmark.
+    Folder,
 }
 
 /// What an export wrote; `srpnet data check pascal` compares a tree against it.
@@ -49,12 +61,18 @@ pub fn export_name(class: ClassId, split: Split, index: usize) -> String {
 /// the manifest. Masks hold the class ids of every object in the scene (main object and
 /// distractors) and 255 on the ignore band, as SegmentationClassAug does.
 pub fn export_synthetic(opts: &ExportOptions) -> Result<ExportManifest, DataError> {
-    let voc = opts.out.join("VOCdevkit/VOC2012");
-    let (jpeg, masks, sets) = (
-        voc.join("JPEGImages"),
-        voc.join("SegmentationClassAug"),
-        voc.join("ImageSets/Segmentation"),
-    );
+    let voc = match opts.layout {
+        ExportLayout::Voc => opts.out.join("VOCdevkit/VOC2012"),
+        ExportLayout::Folder => opts.out.clone(),
+    };
+    let (jpeg, masks, sets) = match opts.layout {
+        ExportLayout::Voc => (
+            voc.join("JPEGImages"),
+            voc.join("SegmentationClassAug"),
+            voc.join("ImageSets/Segmentation"),
+        ),
+        ExportLayout::Folder => (voc.join("images"), voc.join("masks"), voc.clone()),
+    };
     for d in [&jpeg, &masks, &sets] {
         std::fs::create_dir_all(d).map_err(|e| DataError::io(d, e))?;
     }
@@ -86,6 +104,19 @@ pub fn export_synthetic(opts: &ExportOptions) -> Result<ExportManifest, DataErro
         text.push('\n');
         std::fs::write(&p, text).map_err(|e| DataError::io(&p, e))
     };
+    if opts.layout == ExportLayout::Folder {
+        let names: Vec<String> = SYNTHETIC_CLASSES.iter().map(|c| c.to_string()).collect();
+        write_list("classes.txt", &names)?;
+        write_list("test.txt", &val)?;
+        return Ok(ExportManifest {
+            benchmark: SYNTHETIC_NAME.to_string(),
+            generator_version: GENERATOR_VERSION,
+            size: opts.size,
+            train_per_class: opts.train_per_class,
+            val_per_class: opts.val_per_class,
+            expected: Vec::new(),
+        });
+    }
     write_list("train.txt", &train)?;
     write_list("trainaug.txt", &train)?;
     write_list("val.txt", &val)?;

@@ -472,6 +472,58 @@ pub fn save_palette_mask(path: &Path, mask: &Mask) -> Result<(), DataError> {
     })
 }
 
+/// The image with a mask's foreground (1) tinted blue-magenta (readable with colour-blindness)
+/// and its border drawn in yellow.
+pub fn overlay(image: &Image, mask: &Mask) -> Image {
+    let mut out = image.clone();
+    let plane = image.height * image.width;
+    let tint = [0.55, 0.15, 0.75];
+    for i in 0..plane.min(mask.data.len()) {
+        if mask.data[i] != 1 {
+            continue;
+        }
+        let (y, x) = (i / image.width, i % image.width);
+        let border = [(0i64, 1i64), (1, 0), (0, -1), (-1, 0)]
+            .iter()
+            .any(|(dy, dx)| {
+                let (ny, nx) = (y as i64 + dy, x as i64 + dx);
+                ny < 0
+                    || nx < 0
+                    || ny >= image.height as i64
+                    || nx >= image.width as i64
+                    || mask.data[ny as usize * image.width + nx as usize] != 1
+            });
+        for c in 0..3 {
+            let v = &mut out.data[c * plane + i];
+            *v = if border {
+                [255.0, 220.0, 0.0][c]
+            } else {
+                0.5 * *v + 0.5 * 255.0 * tint[c]
+            };
+        }
+    }
+    out
+}
+
+/// Images side by side, top-aligned on a white canvas as tall as the tallest.
+pub fn side_by_side(images: &[Image]) -> Image {
+    let height = images.iter().map(|i| i.height).max().unwrap_or(0);
+    let width: usize = images.iter().map(|i| i.width).sum();
+    let mut out = Image::zeros(height, width);
+    out.data.iter_mut().for_each(|v| *v = 255.0);
+    let mut x0 = 0;
+    for img in images {
+        for c in 0..3 {
+            for y in 0..img.height {
+                let src = &img.data[(c * img.height + y) * img.width..][..img.width];
+                out.data[(c * height + y) * width + x0..][..img.width].copy_from_slice(src);
+            }
+        }
+        x0 += img.width;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

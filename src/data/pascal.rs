@@ -7,7 +7,9 @@ use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, Shot, Split};
 use super::error::{DataError, SkipReport};
 use super::folds::{FoldConvention, PASCAL_CLASSES, split_classes};
 use super::images::{image_size, load_class_map, load_image};
-use super::sampler::{Benchmark, ClassIndex, PlanSource, plan_episode};
+use super::sampler::{
+    Benchmark, ClassIndex, PlanSource, counts_of, episode_from_plan, plan_episode,
+};
 
 pub const PASCAL_NAME: &str = "pascal-5i";
 pub const PASCAL_FOLDS: FoldConvention = FoldConvention::Consecutive;
@@ -188,30 +190,76 @@ fn check_entry(voc: &Path, list: &Path, name: &str) -> Result<VocRecord, DataErr
             });
         }
     }
-    let size = image_size(&image)?;
-    let m = load_class_map(&mask, 20, PASCAL_NAME)?;
-    if m.size() != size {
-        return Err(DataError::SizeMismatch {
-            mask,
-            image,
-            mask_w: m.width,
-            mask_h: m.height,
-            image_w: size.1,
-            image_h: size.0,
-        });
-    }
+    let (size, pixels) = check_pair(&image, &mask, 20, PASCAL_NAME)?;
     let mut class_pixels = [0u32; 21];
-    for &v in &m.data {
-        if (v as usize) < 21 {
-            class_pixels[v as usize] += 1;
-        }
-    }
+    class_pixels.copy_from_slice(&pixels);
     Ok(VocRecord {
         name: name.to_string(),
         image,
         mask,
         size,
         class_pixels,
+    })
+}
+
+/// Checks an image and its class-id mask: both decode, their sizes agree, the ids lie in
+/// `0..=max_class` (or 255). Returns the image's `(height, width)` and the pixels of each class
+/// id `0..=max_class`.
+pub(crate) fn check_pair(
+    image: &Path,
+    mask: &Path,
+    max_class: u8,
+    benchmark: &str,
+) -> Result<((usize, usize), Vec<u32>), DataError> {
+    let size = image_size(image)?;
+    let m = load_class_map(mask, max_class, benchmark)?;
+    if m.size() != size {
+        return Err(size_mismatch(image, mask, m.size(), size));
+    }
+    let mut class_pixels = vec![0u32; max_class as usize + 1];
+    for &v in &m.data {
+        if let Some(n) = class_pixels.get_mut(v as usize) {
+            *n += 1;
+        }
+    }
+    Ok((size, class_pixels))
+}
+
+fn size_mismatch(
+    image: &Path,
+    mask: &Path,
+    (mask_h, mask_w): (usize, usize),
+    (image_h, image_w): (usize, usize),
+) -> DataError {
+    DataError::SizeMismatch {
+        mask: mask.to_path_buf(),
+        image: image.to_path_buf(),
+        mask_w,
+        mask_h,
+        image_w,
+        image_h,
+    }
+}
+
+/// Loads one support or query: the image, and its class-id mask as the binary mask of `class`.
+pub(crate) fn load_shot(
+    id: &str,
+    image: &Path,
+    mask: &Path,
+    max_class: u8,
+    benchmark: &str,
+    class: ClassId,
+) -> Result<Shot, DataError> {
+    let img = load_image(image)?;
+    let m = load_class_map(mask, max_class, benchmark)?;
+    if m.size() != img.size() {
+        return Err(size_mismatch(image, mask, m.size(), img.size()));
+    }
+    Ok(Shot {
+        id: id.to_string(),
+        original_size: img.size(),
+        image: img,
+        mask: m.binary_for(class),
     })
 }
 
@@ -321,10 +369,7 @@ impl Pascal5i {
 
     /// Images per class of `fold`'s `split` after filtering.
     pub fn class_counts(&self, fold: usize, split: Split) -> Vec<(ClassId, usize)> {
-        self.classes(fold, split)
-            .into_iter()
-            .map(|c| (c, self.index_for(split).count(c)))
-            .collect()
+        counts_of(self.index_for(split), self.classes(fold, split))
     }
 }
 
@@ -366,45 +411,21 @@ impl Benchmark for Pascal5i {
     }
 
     fn load(&self, plan: &EpisodePlan) -> Result<Episode, DataError> {
-        let shot = |k: usize| -> Result<Shot, DataError> {
+        let shot = |k: usize, _: &str| -> Result<Shot, DataError> {
             let rec = self
                 .records
                 .get(k)
                 .ok_or_else(|| DataError::InvalidSpec(format!("no image with key {k}")))?;
-            let image = load_image(&rec.image)?;
-            let mask = load_class_map(&rec.mask, 20, PASCAL_NAME)?;
-            if mask.size() != image.size() {
-                return Err(DataError::SizeMismatch {
-                    mask: rec.mask.clone(),
-                    image: rec.image.clone(),
-                    mask_w: mask.width,
-                    mask_h: mask.height,
-                    image_w: image.width,
-                    image_h: image.height,
-                });
-            }
-            Ok(Shot {
-                id: rec.name.clone(),
-                original_size: image.size(),
-                image,
-                mask: mask.binary_for(plan.class_id),
-            })
+            load_shot(
+                &rec.name,
+                &rec.image,
+                &rec.mask,
+                20,
+                PASCAL_NAME,
+                plan.class_id,
+            )
         };
-        Ok(Episode {
-            benchmark: self.name(),
-            fold: plan.spec.fold,
-            split: plan.spec.split,
-            index: plan.index,
-            class_id: plan.class_id,
-            class_name: self.class_name(plan.class_id),
-            supports: plan
-                .supports
-                .iter()
-                .map(|r| shot(r.key))
-                .collect::<Result<_, _>>()?,
-            query: shot(plan.query.key)?,
-            query_original_mask: None,
-        })
+        episode_from_plan(self.name(), self.class_name(plan.class_id), plan, shot)
     }
 
     fn skipped(&self) -> SkipReport {

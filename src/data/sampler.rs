@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, ImageRef, Split};
+use super::episode::{ClassId, Episode, EpisodePlan, EpisodeSpec, ImageRef, Shot, Split};
 use super::error::{DataError, SkipReport};
 use super::folds::NUM_FOLDS;
 use super::rng::Rng;
@@ -77,6 +77,11 @@ impl ClassIndex {
     }
 }
 
+/// `(class, images)` for each of `classes`, counted in `index`: what `data check` prints.
+pub fn counts_of(index: &ClassIndex, classes: Vec<ClassId>) -> Vec<(ClassId, usize)> {
+    classes.into_iter().map(|c| (c, index.count(c))).collect()
+}
+
 /// The random stream of episode `index` of `spec`.
 pub fn episode_rng(spec: &EpisodeSpec, index: u64) -> Rng {
     Rng::derive(
@@ -144,6 +149,31 @@ pub fn plan_episode(
     })
 }
 // ANCHOR_END: plan
+
+/// The episode of `plan`, untransformed, with each image read by `shot(key, id)`: what every
+/// file-backed benchmark's `load` does.
+pub fn episode_from_plan(
+    benchmark: String,
+    class_name: String,
+    plan: &EpisodePlan,
+    shot: impl Fn(usize, &str) -> Result<Shot, DataError>,
+) -> Result<Episode, DataError> {
+    Ok(Episode {
+        benchmark,
+        fold: plan.spec.fold,
+        split: plan.spec.split,
+        index: plan.index,
+        class_id: plan.class_id,
+        class_name,
+        supports: plan
+            .supports
+            .iter()
+            .map(|r| shot(r.key, &r.id))
+            .collect::<Result<_, _>>()?,
+        query: shot(plan.query.key, &plan.query.id)?,
+        query_original_mask: None,
+    })
+}
 
 /// Key of the random stream of the transform (flips) of an episode.
 const TRANSFORM_STREAM: u64 = 0x7472_616E_7366_6F72;

@@ -81,26 +81,33 @@ pub fn resize_bilinear(image: &Image, height: usize, width: usize) -> Image {
         return image.clone();
     }
     let (sh, sw) = (image.height, image.width);
-    let (ys, xs) = (axis_weights(sh, height), axis_weights(sw, width));
-    let mut data = vec![0.0; 3 * height * width];
-    for c in 0..3 {
-        let src = &image.data[c * sh * sw..(c + 1) * sh * sw];
-        let dst = &mut data[c * height * width..(c + 1) * height * width];
-        for (y, &(y0, y1, fy)) in ys.iter().enumerate() {
-            let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
-            for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
-                let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-                let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
-                dst[y * width + x] = top + (bottom - top) * fy;
-            }
-        }
-    }
+    let data = image
+        .data
+        .chunks_exact(sh * sw)
+        .flat_map(|plane| resize_plane(plane, (sh, sw), (height, width)))
+        .collect();
     Image {
         height,
         width,
         data,
         normalization: image.normalization,
     }
+}
+
+/// Bilinear resize of one row-major plane of size `from` to `to` (half-pixel centres).
+pub fn resize_plane(src: &[f32], from: (usize, usize), to: (usize, usize)) -> Vec<f32> {
+    let ((sh, sw), (height, width)) = (from, to);
+    let (ys, xs) = (axis_weights(sh, height), axis_weights(sw, width));
+    let mut dst = vec![0.0; height * width];
+    for (y, &(y0, y1, fy)) in ys.iter().enumerate() {
+        let (r0, r1) = (&src[y0 * sw..(y0 + 1) * sw], &src[y1 * sw..(y1 + 1) * sw]);
+        for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
+            let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
+            let bottom = r1[x0] + (r1[x1] - r1[x0]) * fx;
+            dst[y * width + x] = top + (bottom - top) * fy;
+        }
+    }
+    dst
 }
 
 /// For each output position: the two source positions and the weight of the second.

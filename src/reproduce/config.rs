@@ -180,6 +180,16 @@ pub fn merge(base: &ModelConfig, overrides: &toml::Table) -> Result<ModelConfig>
     Ok(merged)
 }
 
+/// The benchmark `r` runs on under a data root: a user's folder (a `classes.txt` at the root)
+/// stands in for the paper's benchmark, with the same folds and budgets; else `r`'s own.
+pub fn benchmark_under(r: &Reproduction, root: &Path) -> BenchmarkName {
+    if root.join("classes.txt").is_file() {
+        BenchmarkName::Folder
+    } else {
+        r.benchmark
+    }
+}
+
 /// Whether `r` can run without data: synthetic-5i has PASCAL-5i's shape (20 classes, 4 folds of
 /// 5) and stands in for it; nothing embedded has COCO-20i's (80 classes, 4 folds of 20).
 pub fn has_embedded_stand_in(r: &Reproduction) -> bool {

@@ -329,6 +329,7 @@ impl Runner {
             seeds: budget.eval_seeds.clone(),
             image_size: config.image_size,
             normalization: config.normalization,
+            original_size: false,
         }
     }
 
@@ -397,11 +398,9 @@ impl Runner {
 fn data_config(r: &Reproduction, data_root: Option<&Path>) -> DataConfig {
     let root = crate::data::data_root(data_root);
     DataConfig {
-        benchmark: if root.is_some() {
-            r.benchmark
-        } else {
-            BenchmarkName::Synthetic5i
-        },
+        benchmark: root.as_deref().map_or(BenchmarkName::Synthetic5i, |root| {
+            config::benchmark_under(r, root)
+        }),
         root,
         ..DataConfig::default()
     }

@@ -172,6 +172,7 @@ fn protocol_name(r: &Reproduction) -> &'static str {
         BenchmarkName::Pascal5i => "PASCAL-5i",
         BenchmarkName::Coco20i => "COCO-20i",
         BenchmarkName::Synthetic5i => "synthetic-5i",
+        BenchmarkName::Folder => "folder",
     }
 }
 
@@ -529,6 +530,7 @@ pub fn read_reference_numbers(path: &Path, data: &DataConfig) -> Result<Vec<Refe
             BenchmarkName::Pascal5i => ("pascal-5i", data.pascal_protocol.name()),
             BenchmarkName::Coco20i => ("coco-20i", data.coco_folds.name()),
             BenchmarkName::Synthetic5i => ("synthetic-5i", ""),
+            BenchmarkName::Folder => ("folder", ""),
         };
         if n.dataset == dataset && n.protocol == protocol && n.fold == "mean" {
             out.push(n);
