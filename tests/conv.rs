@@ -1,8 +1,10 @@
 //! The convolution gradients that training uses, checked against the definition of a
 //! convolution summed in f64 by plain loops. Burn's default weight gradient is replaced by an
 //! im2col + GEMM version (`vendor/burn-backend`, see the performance chapter); these tests hold
-//! for every kernel size, stride, dilation and padding the backbone uses, and for random ones, on
-//! flex and on every other compiled backend that has a device (the patch serves them all).
+//! for every kernel size, stride, dilation and padding the backbone uses, and for random ones
+//! with every size, kernel, stride, dilation and padding chosen per axis (non-square: swapping
+//! the two axes anywhere in the patch fails them), on flex and on every other compiled backend
+//! that has a device (the patch serves them all).
 
 mod common;
 
@@ -12,47 +14,53 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::noise;
 use proptest::prelude::*;
 
+/// A convolution; every spatial field is [height, width].
 #[derive(Debug, Clone, Copy)]
 struct Case {
     batch: usize,
     c_in: usize,
     c_out: usize,
-    size: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    padding: usize,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: [usize; 2],
 }
 
 impl Case {
-    fn output(&self) -> usize {
-        (self.size + 2 * self.padding - self.dilation * (self.kernel - 1) - 1) / self.stride + 1
+    fn output(&self) -> [usize; 2] {
+        [0, 1].map(|a| {
+            (self.size[a] + 2 * self.padding[a] - self.dilation[a] * (self.kernel[a] - 1) - 1)
+                / self.stride[a]
+                + 1
+        })
     }
 }
 
 /// (output, dL/dx, dL/dW) of L = sum(conv(x, W) * g), by loops over the definition, in f64.
 fn reference(c: Case, x: &[f32], w: &[f32], g: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let (n, ci, co, h, k, o) = (c.batch, c.c_in, c.c_out, c.size, c.kernel, c.output());
-    let mut y = vec![0.0; n * co * o * o];
+    let (n, ci, co) = (c.batch, c.c_in, c.c_out);
+    let ([h, wd], [kh, kw], [oh, ow]) = (c.size, c.kernel, c.output());
+    let mut y = vec![0.0; n * co * oh * ow];
     let mut dx = vec![0.0; x.len()];
     let mut dw = vec![0.0; w.len()];
     for b in 0..n {
         for oc in 0..co {
-            for oy in 0..o {
-                for ox in 0..o {
-                    let yi = ((b * co + oc) * o + oy) * o + ox;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let yi = ((b * co + oc) * oh + oy) * ow + ox;
                     for ic in 0..ci {
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy =
-                                    (oy * c.stride + ky * c.dilation) as isize - c.padding as isize;
-                                let ix =
-                                    (ox * c.stride + kx * c.dilation) as isize - c.padding as isize;
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= h as isize {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize
+                                    - c.padding[0] as isize;
+                                let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize
+                                    - c.padding[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
                                     continue;
                                 }
-                                let xi = ((b * ci + ic) * h + iy as usize) * h + ix as usize;
-                                let wi = ((oc * ci + ic) * k + ky) * k + kx;
+                                let xi = ((b * ci + ic) * h + iy as usize) * wd + ix as usize;
+                                let wi = ((oc * ci + ic) * kh + ky) * kw + kx;
                                 y[yi] += x[xi] as f64 * w[wi] as f64;
                                 dx[xi] += g[yi] as f64 * w[wi] as f64;
                                 dw[wi] += g[yi] as f64 * x[xi] as f64;
@@ -97,17 +105,17 @@ fn check(c: Case, seed: u64) -> Result<(), String> {
 
 /// [`check`] on `device` (an autodiff device).
 fn check_on(device: &Device, c: Case, seed: u64) -> Result<(), String> {
-    let x = noise(seed, c.batch * c.c_in * c.size * c.size);
-    let w = noise(seed + 1, c.c_out * c.c_in * c.kernel * c.kernel);
-    let o = c.output();
-    let g = noise(seed + 2, c.batch * c.c_out * o * o);
-    let xt = data(x.clone(), [c.batch, c.c_in, c.size, c.size], device).require_grad();
-    let wt = data(w.clone(), [c.c_out, c.c_in, c.kernel, c.kernel], device).require_grad();
-    let gt = data(g.clone(), [c.batch, c.c_out, o, o], device);
-    let options = ConvOptions::new([c.stride; 2], [c.padding; 2], [c.dilation; 2], 1);
+    let ([h, w], [kh, kw], [oh, ow]) = (c.size, c.kernel, c.output());
+    let x = noise(seed, c.batch * c.c_in * h * w);
+    let weight = noise(seed + 1, c.c_out * c.c_in * kh * kw);
+    let g = noise(seed + 2, c.batch * c.c_out * oh * ow);
+    let xt = data(x.clone(), [c.batch, c.c_in, h, w], device).require_grad();
+    let wt = data(weight.clone(), [c.c_out, c.c_in, kh, kw], device).require_grad();
+    let gt = data(g.clone(), [c.batch, c.c_out, oh, ow], device);
+    let options = ConvOptions::new(c.stride, c.padding, c.dilation, 1);
     let y = conv2d(xt.clone(), wt.clone(), None, options);
     let grads = (y.clone() * gt).sum().backward();
-    let (y_ref, dx_ref, dw_ref) = reference(c, &x, &w, &g);
+    let (y_ref, dx_ref, dw_ref) = reference(c, &x, &weight, &g);
     // f32 sums of up to a few hundred products of values in [-1, 1]: 1e-4 relative is ample,
     // and a wrong index or a missing term moves a value by ~0.1 or more.
     let tolerance = 1e-4;
@@ -141,11 +149,11 @@ fn backbone_shapes() -> Vec<Case> {
         batch: 2,
         c_in,
         c_out,
-        size,
-        kernel,
-        stride,
-        dilation,
-        padding: dilation * (kernel - 1) / 2,
+        size: [size; 2],
+        kernel: [kernel; 2],
+        stride: [stride; 2],
+        dilation: [dilation; 2],
+        padding: [dilation * (kernel - 1) / 2; 2],
     };
     vec![
         case(6, 5, 9, 1, 1, 1),
@@ -158,9 +166,33 @@ fn backbone_shapes() -> Vec<Case> {
     ]
 }
 
+/// Fixed shapes whose two axes differ in every parameter (for the backends, which have no
+/// proptest run of their own).
+fn non_square_shapes() -> Vec<Case> {
+    let case = |size, kernel, stride, dilation, padding| Case {
+        batch: 2,
+        c_in: 3,
+        c_out: 2,
+        size,
+        kernel,
+        stride,
+        dilation,
+        padding,
+    };
+    vec![
+        case([9, 6], [3, 1], [2, 1], [1, 2], [1, 0]),
+        case([5, 11], [1, 3], [1, 3], [2, 1], [0, 2]),
+        case([8, 7], [2, 4], [3, 2], [2, 1], [2, 1]),
+    ]
+}
+
+fn every_fixed_shape() -> Vec<Case> {
+    [backbone_shapes(), non_square_shapes()].concat()
+}
+
 #[test]
 fn gradients_match_the_definition_for_every_backbone_shape() {
-    for (i, c) in backbone_shapes().into_iter().enumerate() {
+    for (i, c) in every_fixed_shape().into_iter().enumerate() {
         check(c, 100 * i as u64).unwrap();
     }
 }
@@ -171,7 +203,7 @@ fn gradients_match_the_definition_for_every_backbone_shape() {
 #[test]
 fn gradients_match_the_definition_on_every_compiled_backend() {
     common::on_every_second_backend(true, |backend, device| {
-        for (i, c) in backbone_shapes().into_iter().enumerate() {
+        for (i, c) in every_fixed_shape().into_iter().enumerate() {
             if let Err(e) = check_on(&device, c, 100 * i as u64) {
                 panic!("{}: {e}", backend.name());
             }
@@ -200,6 +232,29 @@ proptest! {
         seed in 0u64..1000,
     ) {
         let size = dilation * (kernel - 1) + 1 + extra;
+        let c = Case {
+            batch, c_in, c_out,
+            size: [size; 2], kernel: [kernel; 2], stride: [stride; 2],
+            dilation: [dilation; 2], padding: [padding; 2],
+        };
+        prop_assert_eq!(check(c, seed), Ok(()));
+    }
+
+    /// Every spatial parameter drawn per axis: non-square inputs and kernels, and stride,
+    /// dilation and padding that differ between height and width.
+    #[test]
+    fn gradients_match_the_definition_for_non_square_shapes(
+        batch in 1usize..3,
+        c_in in 1usize..4,
+        c_out in 1usize..4,
+        kernel in [1usize..5, 1usize..5],
+        stride in [1usize..4, 1usize..4],
+        dilation in [1usize..3, 1usize..3],
+        padding in [0usize..3, 0usize..3],
+        extra in [0usize..7, 0usize..7],
+        seed in 0u64..1000,
+    ) {
+        let size = [0, 1].map(|a| dilation[a] * (kernel[a] - 1) + 1 + extra[a]);
         let c = Case { batch, c_in, c_out, size, kernel, stride, dilation, padding };
         prop_assert_eq!(check(c, seed), Ok(()));
     }

@@ -3,6 +3,9 @@
 //! |cosine|, finite for zero vectors; the classical fidelity of two distributions; and logits
 //! that are `scale x similarity` with the background in channel 0.
 //!
+//! Scales run over 60 orders of magnitude (1e-30 to 1e30) against an f64 reference, and the
+//! contract for NaN, infinite and tied inputs is checked explicitly.
+//!
 //! Every property states the guard `EPS` of `src/model/fidelity.rs` where it matters: the model
 //! computes `u / sqrt(|u|^2 + EPS)`, so for |u|^2 near EPS "scale invariance" and "1 for
 //! parallel vectors" hold only up to `EPS / |u|^2`. Properties that ignored this failed in a few
@@ -12,7 +15,8 @@ mod common;
 
 use common::{assert_close, device, tensor, values};
 use proptest::prelude::*;
-use srpnet::model::fidelity::{EPS, Metric, MetricConfig, similarity};
+use srpnet::model::fidelity::{EPS, Metric, MetricConfig, normalize, similarity};
+use srpnet::model::loss::predicted_labels;
 use srpnet::model::prototype::Prototypes;
 
 /// Similarity of the pixel feature `u` to the prototype `v`, through the model's own code path.
@@ -37,6 +41,19 @@ fn pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>, f32, f32)> {
             prop::collection::vec(-1.0f32..1.0, n),
             -3.0f32..3.0,
             -3.0f32..3.0,
+        )
+    })
+}
+
+/// Two vectors and a log10 scale for each, from 1e-30 to 1e30: far past where `|u|^2`
+/// underflows (below ~1e-19) or overflows (above ~1.8e19) in f32.
+fn wide_pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>, f32, f32)> {
+    (1usize..48).prop_flat_map(|n| {
+        (
+            prop::collection::vec(-1.0f32..1.0, n),
+            prop::collection::vec(-1.0f32..1.0, n),
+            -30.0f32..30.0,
+            -30.0f32..30.0,
         )
     })
 }
@@ -86,7 +103,40 @@ fn classical_reference(u: &[f32], v: &[f32]) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(common::cases(200))]
+    // The range properties at 10,000 cases each: every case is a handful of tiny tensors.
+    #![proptest_config(common::cases(10_000))]
+
+    #[test]
+    fn fidelity_and_cosine_match_f64_at_every_scale((u, v, su, sv) in wide_pair(), non_negative in any::<bool>()) {
+        let (mut u, mut v) = (scaled(&u, su), scaled(&v, sv));
+        if non_negative {
+            u = relu(&u);
+            v = relu(&v);
+        }
+        let f = sim(&u, &v, Metric::Fidelity);
+        prop_assert!((0.0..=1.0).contains(&f), "fidelity {f} outside [0, 1] at scales 1e{su}, 1e{sv}");
+        let expect = fidelity_reference(&u, &v);
+        prop_assert!((f as f64 - expect).abs() < 2e-5, "fidelity {f}, f64 formula {expect} at scales 1e{su}, 1e{sv}");
+        let c = sim(&u, &v, Metric::Cosine) as f64;
+        let expect = dot(&u, &v) / ((norm2(&u) + EPS) * (norm2(&v) + EPS)).sqrt();
+        prop_assert!((c - expect).abs() < 2e-5, "cosine {c}, f64 formula {expect} at scales 1e{su}, 1e{sv}");
+    }
+
+    #[test]
+    fn fidelity_is_one_for_parallel_vectors_at_every_scale(u in vector(), su in -5.0f32..30.0, sv in -5.0f32..30.0, negative in any::<bool>()) {
+        prop_assume!(nonzero(&u));
+        let (u, mut v) = (scaled(&u, su), scaled(&u, sv));
+        if negative {
+            v.iter_mut().for_each(|x| *x = -*x);
+        }
+        let f = sim(&u, &v, Metric::Fidelity);
+        // 1 up to the guard, which costs at most EPS / |u|^2 + EPS / |v|^2.
+        let guard = EPS / norm2(&u) + EPS / norm2(&v);
+        prop_assert!(
+            (f as f64) > 1.0 - 1e-5 - guard && f <= 1.0,
+            "parallel vectors at scales 1e{su}, 1e{sv} gave {f} (EPS allows {guard:e})"
+        );
+    }
 
     #[test]
     fn fidelity_is_the_squared_cosine_in_unit_interval((u, v, su, sv) in pair(), non_negative in any::<bool>()) {
@@ -107,7 +157,8 @@ proptest! {
     }
 
     #[test]
-    fn fidelity_is_symmetric((u, v, _, _) in pair()) {
+    fn fidelity_is_symmetric((u, v, su, sv) in wide_pair()) {
+        let (u, v) = (scaled(&u, su), scaled(&v, sv));
         let a = sim(&u, &v, Metric::Fidelity);
         let b = sim(&v, &u, Metric::Fidelity);
         prop_assert!((a - b).abs() < 1e-5, "{a} vs {b}");
@@ -131,7 +182,7 @@ proptest! {
     }
 
     #[test]
-    fn fidelity_never_exceeds_absolute_cosine((u, v, su, sv) in pair()) {
+    fn fidelity_never_exceeds_absolute_cosine((u, v, su, sv) in wide_pair()) {
         let u = scaled(&u, su);
         let v = scaled(&v, sv);
         let f = sim(&u, &v, Metric::Fidelity);
@@ -168,7 +219,7 @@ proptest! {
     }
 
     #[test]
-    fn classical_fidelity_lies_in_unit_interval_and_is_symmetric((u, v, su, sv) in pair()) {
+    fn classical_fidelity_lies_in_unit_interval_and_is_symmetric((u, v, su, sv) in wide_pair()) {
         let u = scaled(&u, su);
         let v = scaled(&v, sv);
         let a = sim(&u, &v, Metric::ClassicalFidelity);
@@ -215,6 +266,157 @@ proptest! {
         }
         let tolerance = 1e-5 * scale as f32;
         assert_close(&logits, &expect, tolerance, &format!("{metric:?} x {scale}"));
+    }
+}
+
+proptest! {
+    #![proptest_config(common::cases(2_000))]
+
+    /// Below the overflow the rescaled path changes nothing, bit for bit, in the values and in
+    /// the gradient: the committed tables, trained before it existed, regenerate identically.
+    #[test]
+    fn normalize_is_bit_identical_to_the_plain_formula_below_the_overflow(
+        (u, v) in pair().prop_map(|(u, v, _, _)| (u, v)),
+        su in -30.0f32..18.0,
+        sv in -30.0f32..18.0,
+    ) {
+        let d = device().autodiff();
+        let c = u.len();
+        let rows = [scaled(&u, su), scaled(&v, sv)].concat();
+        let weights = common::noise(c as u64, 2 * c);
+        let run = |plain: bool| {
+            let x = tensor(rows.clone(), [2, c], &d).require_grad();
+            let unit = if plain {
+                x.clone() / x.clone().powi_scalar(2).sum_dim(1).add_scalar(EPS).sqrt()
+            } else {
+                normalize(x.clone(), 1)
+            };
+            let loss = (unit.clone() * tensor(weights.clone(), [2, c], &d)).sum();
+            let grad = x.grad(&loss.backward()).expect("a gradient");
+            (values(unit), values(grad))
+        };
+        let (new, old) = (run(false), run(true));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&new.0), bits(&old.0), "values differ");
+        // +0 and -0 are equal here: a zero gradient may change its sign, nothing else.
+        prop_assert_eq!(new.1, old.1, "gradients differ");
+    }
+}
+
+#[test]
+fn huge_vectors_are_normalized_not_zeroed() {
+    // |x|^2 overflows f32 from |x| ~ 1.8e19: the plain `x / sqrt(|x|^2 + EPS)` would give 0.
+    // Two components tie for the largest magnitude (the rescaling divides by it).
+    let d = device();
+    for big in [2e19f32, 1e30, f32::MAX / 4.0] {
+        let x = tensor(vec![big, -big, 0.0, big / 2.0], [1, 4], &d);
+        let unit = values(normalize(x, 1));
+        let expect = [1.0, -1.0, 0.0, 0.5].map(|v| v / 1.5); // |(1, -1, 0, 0.5)| = 1.5
+        assert_close(&unit, &expect, 1e-6, &format!("normalize at {big:e}"));
+        let u = [big, 0.5 * big, -big];
+        let f = sim(&u, &[1.0, 0.5, -1.0], Metric::Fidelity);
+        assert!(
+            (f - 1.0).abs() < 1e-6,
+            "parallel vectors at {big:e} gave {f}"
+        );
+        // The gradient of the first unit component, (e0 - x0 x / |x|^2) / |x|, in f64: of order
+        // 1 / |x|, not NaN.
+        let a = d.clone().autodiff();
+        let x = tensor(vec![big, -big, 0.0, big / 2.0], [1, 4], &a).require_grad();
+        let grads = normalize(x.clone(), 1).slice([0..1, 0..1]).sum().backward();
+        let g = values(x.grad(&grads).expect("a gradient"));
+        let n = 1.5 * big as f64;
+        let expect = [1.0, -1.0, 0.0, 0.5].map(|v: f64| ((v == 1.0) as u8 as f64 - v / 2.25) / n);
+        for (got, want) in g.iter().zip(expect) {
+            assert!(
+                (*got as f64 - want).abs() <= 1e-5 / n,
+                "gradient at {big:e}: {g:?}, expected {expect:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn nan_and_infinite_components_give_nan_where_they_reach() {
+    // The contract (book: fidelity.md): a NaN or infinite component of a pixel feature makes
+    // that pixel's similarities NaN, and of a prototype every similarity to it; never a finite
+    // value that looks valid. Other pixels keep their values. The one exception: the classical
+    // fidelity's ReLU cuts -inf like any negative component (checked below).
+    let d = device();
+    let finite = [0.5f32, -1.0, 2.0];
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for metric in [Metric::Fidelity, Metric::Cosine, Metric::ClassicalFidelity] {
+            if metric == Metric::ClassicalFidelity && bad == f32::NEG_INFINITY {
+                continue;
+            }
+            // Two pixels of three channels, [1, 3, 1, 2]: pixel 0 = (bad, 1, 1), pixel 1 = finite.
+            let features = tensor(
+                vec![bad, finite[0], 1.0, finite[1], 1.0, finite[2]],
+                [1, 3, 1, 2],
+                &d,
+            );
+            let prototypes = Prototypes(tensor(vec![1.0, 0.0, 1.0, 0.5, 2.0, 1.0], [2, 3], &d));
+            let s = values(similarity(features, &prototypes, metric)); // [bg p0, bg p1, fg p0, fg p1]
+            assert!(
+                s[0].is_nan() && s[2].is_nan(),
+                "{metric:?}, feature with {bad}: {s:?}"
+            );
+            for (i, prototype) in [[1.0, 0.0, 1.0], [0.5, 2.0, 1.0]].iter().enumerate() {
+                let alone = sim(&finite, prototype, metric);
+                assert!(
+                    (s[1 + 2 * i] - alone).abs() < 1e-6,
+                    "{metric:?}: the finite pixel moved to {} from {alone}",
+                    s[1 + 2 * i]
+                );
+            }
+            let prototypes = Prototypes(tensor(vec![1.0, 0.0, 1.0, 0.5, bad, 1.0], [2, 3], &d));
+            let features = tensor(finite.to_vec(), [1, 3, 1, 1], &d);
+            let s = values(similarity(features, &prototypes, metric));
+            assert!(s[1].is_nan(), "{metric:?}, prototype with {bad}: {s:?}");
+            assert!(
+                s[0].is_finite(),
+                "{metric:?}: the finite prototype gave {}",
+                s[0]
+            );
+        }
+    }
+}
+
+#[test]
+fn classical_fidelity_cuts_negative_infinity_like_any_negative_component() {
+    let with_inf = sim(
+        &[f32::NEG_INFINITY, 1.0, 2.0],
+        &[1.0, 1.0, 1.0],
+        Metric::ClassicalFidelity,
+    );
+    let with_zero = sim(
+        &[0.0, 1.0, 2.0],
+        &[1.0, 1.0, 1.0],
+        Metric::ClassicalFidelity,
+    );
+    assert!(
+        with_inf.is_finite() && with_inf == with_zero,
+        "{with_inf} vs {with_zero}"
+    );
+}
+
+#[test]
+fn ties_go_to_the_background() {
+    // A pixel as similar to both prototypes (45 degrees from each; for fidelity also a prototype
+    // and its negation) is labelled background: argmax keeps the first of equal logits.
+    let d = device();
+    let cases: [(&[f32], &[f32]); 2] = [
+        (&[1.0, 1.0], &[1.0, 0.0, 0.0, 1.0]),
+        (&[1.0, 2.0], &[1.0, 2.0, -1.0, -2.0]),
+    ];
+    for (pixel, rows) in cases {
+        let features = tensor(pixel.to_vec(), [1, 2, 1, 1], &d);
+        let prototypes = Prototypes(tensor(rows.to_vec(), [2, 2], &d));
+        let logits = MetricConfig::default().logits(features, &prototypes);
+        let l = values(logits.clone());
+        assert_eq!(l[0], l[1], "a tie expected: {l:?}");
+        let label = values(predicted_labels(logits).float());
+        assert_eq!(label, vec![0.0], "a tie must go to the background");
     }
 }
 

@@ -218,10 +218,48 @@ fn unit(v: &[f64]) -> Vec<f64> {
     v.iter().map(|a| a / n).collect()
 }
 
+/// The support score of prototypes `p` recomputed on the host: the foreground IoU of the
+/// recovered support (argmax of the logits, ignore pixels left out; 1 when both are empty), and
+/// whether some labelled pixel lies within 1e-4 of a tie (where f32 rounding of a prototype
+/// computed another way may flip it).
+fn score_by_hand(x: &Inputs, p: &Prototypes) -> (f32, bool) {
+    let logits = values(support_recovery(x.support.clone(), p, &x.metric, x.size));
+    let labels = values(x.masks.clone());
+    let area = x.size[0] * x.size[1];
+    let (mut intersection, mut union, mut near_tie) = (0, 0, false);
+    for (i, &label) in labels.iter().enumerate() {
+        if label == 255.0 {
+            continue;
+        }
+        let (shot, pixel) = (i / area, i % area);
+        let (bg, fg) = (
+            logits[2 * shot * area + pixel],
+            logits[(2 * shot + 1) * area + pixel],
+        );
+        near_tie |= (fg - bg).abs() < 1e-4;
+        let (predicted, truth) = (fg > bg, label == 1.0);
+        intersection += (predicted && truth) as usize;
+        union += (predicted || truth) as usize;
+    }
+    let iou = if union == 0 {
+        1.0
+    } else {
+        intersection as f32 / union as f32
+    };
+    (iou, near_tie)
+}
+
 /// IQI by hand: P_t = unit(alpha unit(P_0) + (1 - alpha) unit(Q_t)) (`unit` with the guard), where Q_t pools the query
 /// features (f64, on the host) under the softmax of P_{t-1}'s low-resolution logits, row 0 the
-/// background; the result is the mean of the predictions weighted by `weights`.
-fn by_hand(x: &Inputs, case: &Case, alpha: f64, weights: &[f32]) -> Vec<f32> {
+/// background. Returns the predictions of P_0..P_T, their scores (1 for `Uniform`) and whether
+/// any score was near a tie (`score_by_hand`).
+fn by_hand(
+    x: &Inputs,
+    case: &Case,
+    alpha: f64,
+    iterations: usize,
+    weighting: IqiWeighting,
+) -> (Vec<Vec<f32>>, Vec<f32>, bool) {
     let [_, c, h, w] = case.dims;
     let p0: Vec<f64> = values(x.initial.0.clone())
         .iter()
@@ -229,13 +267,18 @@ fn by_hand(x: &Inputs, case: &Case, alpha: f64, weights: &[f32]) -> Vec<f32> {
         .collect();
     let unit_p0: Vec<f64> = [unit(&p0[..c]), unit(&p0[c..])].concat();
     let mut p = x.initial.clone();
-    let mut combined = vec![0.0f32; 2 * x.size[0] * x.size[1]];
-    let total: f32 = weights.iter().sum();
-    for (t, weight) in weights.iter().enumerate() {
-        for (out, prob) in combined.iter_mut().zip(plain(x, &p)) {
-            *out += weight / total * prob;
-        }
-        if t + 1 == weights.len() {
+    let (mut predictions, mut scores, mut near_tie) = (vec![], vec![], false);
+    for t in 0..=iterations {
+        predictions.push(plain(x, &p));
+        scores.push(match weighting {
+            IqiWeighting::Uniform => 1.0,
+            IqiWeighting::SupportScore => {
+                let (score, tie) = score_by_hand(x, &p);
+                near_tie |= tie;
+                score
+            }
+        });
+        if t == iterations {
             break;
         }
         let logits = values(x.metric.logits(x.query.clone(), &p));
@@ -266,6 +309,23 @@ fn by_hand(x: &Inputs, case: &Case, alpha: f64, weights: &[f32]) -> Vec<f32> {
         }
         p = Prototypes(tensor(rows, [2, c], &device()));
     }
+    (predictions, scores, near_tie)
+}
+
+/// The mean of `predictions` weighted by `scores`, uniform where every score is 0.
+fn weighted_mean(predictions: &[Vec<f32>], scores: &[f32]) -> Vec<f32> {
+    let total: f32 = scores.iter().sum();
+    let weights: Vec<f32> = if total > 0.0 {
+        scores.iter().map(|s| s / total).collect()
+    } else {
+        vec![1.0 / scores.len() as f32; scores.len()]
+    };
+    let mut combined = vec![0.0f32; predictions[0].len()];
+    for (prediction, weight) in predictions.iter().zip(&weights) {
+        for (out, prob) in combined.iter_mut().zip(prediction) {
+            *out += weight * prob;
+        }
+    }
     combined
 }
 
@@ -294,17 +354,20 @@ proptest! {
         let (p, scores) = run(&x, iterations, alpha, weighting);
         prop_assert_eq!(scores.len(), iterations + 1);
         prop_assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{:?}", scores);
-        if uniform {
-            prop_assert!(scores.iter().all(|&s| s == 1.0), "{:?}", scores);
-        } else {
-            // P_0's score is its support-recovery IoU. (Later scores come from prototypes that
-            // rounding can move across an argmax tie; they weight the mean below as reported.)
+        // Every score recomputed from the prototypes made by hand. Where a labelled support
+        // pixel of some P_t lies within 1e-4 of a tie, the two roundings may label it apart:
+        // then P_0's score must still match and the mean is weighted as reported.
+        let (predictions, by_hand_scores, near_tie) = by_hand(&x, &case, alpha, iterations, weighting);
+        let expect = weighted_mean(&predictions, if near_tie { &scores } else { &by_hand_scores });
+        if near_tie {
             let recovered = support_recovery(x.support.clone(), &x.initial, &x.metric, x.size);
             prop_assert_eq!(scores[0], foreground_iou(recovered, x.masks.clone()).unwrap());
+        } else {
+            for (t, (got, want)) in scores.iter().zip(&by_hand_scores).enumerate() {
+                prop_assert!((got - want).abs() < 1e-6, "score of P_{t}: {got}, by hand {want} ({scores:?} vs {by_hand_scores:?})");
+            }
         }
-        let weights = if scores.iter().sum::<f32>() > 0.0 { scores.clone() } else { vec![1.0; scores.len()] };
-        let expect = by_hand(&x, &case, alpha, &weights);
-        assert_close(&p, &expect, 1e-4, &format!("T = {iterations}, alpha = {alpha}, {weighting:?}, scores {scores:?}"));
+        assert_close(&p, &expect, 1e-4, &format!("T = {iterations}, alpha = {alpha}, {weighting:?}, scores {scores:?}, by hand {by_hand_scores:?}"));
     }
 }
 
@@ -348,4 +411,60 @@ fn support_scores_all_zero_fall_back_to_uniform_weights() {
     let (p, scores) = run(&x, 0, 0.5, IqiWeighting::SupportScore);
     assert_eq!(scores, vec![0.0]);
     assert_close(&p, &plain(&x, &x.initial), 1e-6, "all-zero support scores");
+}
+
+#[test]
+fn all_zero_support_scores_at_t_2_weigh_every_prediction_alike() {
+    // The support of `support_scores_all_zero_fall_back_to_uniform_weights`: foreground pixels
+    // (1, 0) and (-1, 0) pool to a zero foreground prototype. The query lies near e1, so each
+    // refined foreground prototype points near e1 too, and the support's foreground (along e0)
+    // is never recovered: all three scores are 0, recomputed by hand. The prediction must be the
+    // plain mean of the three (different) predictions, not NaN and not P_0's alone.
+    let d = device();
+    let bg = [1.0, 0.2];
+    let pixels = |fg: [f32; 2]| {
+        let px = [fg, bg, bg, bg];
+        (0..2)
+            .flat_map(|ch| px.map(|p| p[ch]))
+            .collect::<Vec<f32>>()
+    };
+    let case = Case {
+        dims: [2, 2, 2, 2],
+        query: vec![0.1, 0.05, 0.2, 0.15, 0.9, 1.0, 0.8, 1.1],
+        support: [pixels([1.0, 0.0]), pixels([-1.0, 0.0])].concat(),
+        masks: vec![],
+        metric: Metric::Fidelity,
+    };
+    let support = tensor(case.support.clone(), [2, 2, 2, 2], &d);
+    let masks = tensor(
+        vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 255.0],
+        [2, 2, 2],
+        &d,
+    );
+    let initial =
+        masked_average_pool(support.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
+    let x = Inputs {
+        query: tensor(case.query.clone(), [1, 2, 2, 2], &d),
+        support,
+        masks,
+        initial,
+        metric: MetricConfig::default(),
+        size: [2, 2],
+    };
+    let (p, scores) = run(&x, 2, 0.5, IqiWeighting::SupportScore);
+    let (predictions, by_hand_scores, near_tie) =
+        by_hand(&x, &case, 0.5, 2, IqiWeighting::SupportScore);
+    assert!(!near_tie, "the case must not rest on a tie");
+    assert_eq!(
+        by_hand_scores,
+        vec![0.0; 3],
+        "the case must have every score 0"
+    );
+    assert_eq!(scores, by_hand_scores);
+    assert!(
+        max_abs_diff(&predictions[0], &predictions[2]) > 1e-3,
+        "the refined prototypes must predict otherwise than P_0"
+    );
+    let uniform = weighted_mean(&predictions, &[1.0; 3]);
+    assert_close(&p, &uniform, 1e-5, "all-zero support scores at T = 2");
 }

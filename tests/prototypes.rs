@@ -1,7 +1,9 @@
 //! Masked average pooling: the spatial mean for an all-ones mask, ignore pixels change nothing,
 //! K identical shots give the 1-shot prototype, the K-shot prototype is the mean of the per-shot
 //! means (not weighted by area), empty masks give the typed error, and pooling at feature
-//! resolution with the transposed upsampling equals PANet's upsample-then-pool.
+//! resolution with the transposed upsampling equals PANet's upsample-then-pool, and both equal an
+//! f64 upsample-then-pool oracle at non-integer mask/feature size ratios (as 417 px masks on 53 px
+//! features are), for K = 1..5 with ignore pixels; the prototypes do not depend on shot order.
 
 mod common;
 
@@ -309,7 +311,7 @@ fn shots() -> impl Strategy<Value = ([usize; 4], Vec<f32>, Vec<f32>)> {
 
 /// MAP in f64 on the host: each shot's mean over its region, then the mean over the shots in
 /// which the region is not empty. Rows: background, foreground.
-fn pooled_by_hand([k, c, h, w]: [usize; 4], f: &[f32], m: &[f32]) -> Vec<f32> {
+fn pooled_by_hand([k, c, h, w]: [usize; 4], f: &[f64], m: &[f32]) -> Vec<f32> {
     let mut out = vec![];
     for label in [0.0, 1.0] {
         let mut sum_of_means = vec![0.0f64; c];
@@ -321,10 +323,7 @@ fn pooled_by_hand([k, c, h, w]: [usize; 4], f: &[f32], m: &[f32]) -> Vec<f32> {
             }
             shots += 1;
             for (ch, total) in sum_of_means.iter_mut().enumerate() {
-                let sum: f64 = pixels
-                    .iter()
-                    .map(|&p| f[(s * c + ch) * h * w + p] as f64)
-                    .sum();
+                let sum: f64 = pixels.iter().map(|&p| f[(s * c + ch) * h * w + p]).sum();
                 *total += sum / pixels.len() as f64;
             }
         }
@@ -340,7 +339,7 @@ proptest! {
     fn k_shot_prototypes_are_the_mean_of_per_shot_means((dims, f, m) in shots()) {
         let d = device();
         let [k, c, h, w] = dims;
-        let expect = pooled_by_hand(dims, &f, &m);
+        let expect = pooled_by_hand(dims, &f.iter().map(|&x| x as f64).collect::<Vec<_>>(), &m);
         for pooling in BOTH {
             let got = masked_average_pool(
                 tensor(f.clone(), [k, c, h, w], &d),
@@ -369,5 +368,132 @@ fn k_shot_pooling_is_not_weighted_by_area() {
         .unwrap();
         // Background: shot 1 mean 0 (two pixels), shot 2 mean 0 (one pixel) -> 0.
         assert_close(&values(p.0), &[0.0, 6.0], 1e-5, &format!("{pooling:?}"));
+    }
+}
+
+/// Bilinear upsampling in f64 with half-pixel centres (PyTorch's `align_corners=False`), written
+/// out here as the oracle: [K, C, h, w] -> [K, C, H, W].
+fn upsampled_f64([k, c, h, w]: [usize; 4], f: &[f32], [big_h, big_w]: [usize; 2]) -> Vec<f64> {
+    // (lower index, upper index, weight of the upper) along one axis.
+    let taps = |input: usize, output: usize| -> Vec<(usize, usize, f64)> {
+        (0..output)
+            .map(|o| {
+                let src = ((o as f64 + 0.5) * input as f64 / output as f64 - 0.5).max(0.0);
+                let lo = (src.floor() as usize).min(input - 1);
+                (lo, (lo + 1).min(input - 1), src - lo as f64)
+            })
+            .collect()
+    };
+    let (rows, cols) = (taps(h, big_h), taps(w, big_w));
+    let mut out = Vec::with_capacity(k * c * big_h * big_w);
+    for plane in f.chunks(h * w) {
+        let at = |y: usize, x: usize| plane[y * w + x] as f64;
+        for &(y0, y1, fy) in &rows {
+            for &(x0, x1, fx) in &cols {
+                let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+                let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+                out.push(top * (1.0 - fy) + bottom * fy);
+            }
+        }
+    }
+    out
+}
+
+/// (dims [K, C, h, w], mask size [H, W], features, masks, shot order).
+type RatioCase = ([usize; 4], [usize; 2], Vec<f32>, Vec<f32>, Vec<usize>);
+
+/// K shots of features [K, C, h, w] and masks [K, H, W] with 0, 1 and 255 at any size ratio
+/// (mostly not an integer; H > h), and a permutation of the shots.
+fn shots_at_any_ratio() -> impl Strategy<Value = RatioCase> {
+    (1usize..=5, 1usize..5, 1usize..7, 1usize..7)
+        .prop_flat_map(|(k, c, h, w)| (Just((k, c, h, w)), h + 1..=5 * h + 3, w..=5 * w + 3))
+        .prop_flat_map(|((k, c, h, w), big_h, big_w)| {
+            let labels = prop::sample::select(vec![0.0f32, 1.0, 255.0]);
+            (
+                Just([k, c, h, w]),
+                Just([big_h, big_w]),
+                prop::collection::vec(-1.0f32..1.0, k * c * h * w),
+                prop::collection::vec(labels, k * big_h * big_w).prop_map(|mut m| {
+                    let last = m.len() - 1;
+                    (m[0], m[last]) = (1.0, 0.0);
+                    m
+                }),
+                Just((0..k).collect::<Vec<_>>()).prop_shuffle(),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(common::cases(1_000))]
+
+    #[test]
+    fn prototypes_equal_the_f64_upsample_then_pool_oracle_at_any_ratio(
+        (dims, size, f, m, order) in shots_at_any_ratio()
+    ) {
+        let d = device();
+        let [k, c, h, w] = dims;
+        let [big_h, big_w] = size;
+        let expect = pooled_by_hand([k, c, big_h, big_w], &upsampled_f64(dims, &f, size), &m);
+        // The same shots in another order: the same prototypes.
+        let reorder = |x: &[f32], per_shot: usize| -> Vec<f32> {
+            order.iter().flat_map(|&s| x[s * per_shot..(s + 1) * per_shot].to_vec()).collect()
+        };
+        let inputs = [
+            (f.clone(), m.clone()),
+            (reorder(&f, c * h * w), reorder(&m, big_h * big_w)),
+        ];
+        for pooling in BOTH {
+            for (f, m) in &inputs {
+                let got = masked_average_pool(
+                    tensor(f.clone(), [k, c, h, w], &d),
+                    tensor(m.clone(), [k, big_h, big_w], &d),
+                    pooling,
+                )
+                .unwrap();
+                assert_close(
+                    &values(got.0),
+                    &expect,
+                    2e-5,
+                    &format!("{pooling:?}, K = {k}, {h}x{w} features, {big_h}x{big_w} masks, shots {order:?}"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn prototypes_at_the_papers_sizes_equal_the_f64_oracle() {
+    // 97 px masks on 13 px features (the embedded profile) and 417 on 53 (the paper's), K = 2.
+    let d = device();
+    for (h, big) in [(13, 97), (53, 417)] {
+        let (k, c) = (2, 3);
+        let f = noise(h as u64, k * c * h * h);
+        let m = noise(big as u64, k * big * big)
+            .into_iter()
+            .map(|v| match v {
+                v if v > 0.3 => 1.0,
+                v if v > 0.2 => 255.0,
+                _ => 0.0,
+            })
+            .collect::<Vec<f32>>();
+        let expect = pooled_by_hand(
+            [k, c, big, big],
+            &upsampled_f64([k, c, h, h], &f, [big, big]),
+            &m,
+        );
+        for pooling in BOTH {
+            let got = masked_average_pool(
+                tensor(f.clone(), [k, c, h, h], &d),
+                tensor(m.clone(), [k, big, big], &d),
+                pooling,
+            )
+            .unwrap();
+            assert_close(
+                &values(got.0),
+                &expect,
+                2e-5,
+                &format!("{pooling:?}, {h} -> {big}"),
+            );
+        }
     }
 }

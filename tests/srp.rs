@@ -4,6 +4,12 @@
 //! influences the prototypes; a few optimiser steps on one episode lower L_sup and raise the
 //! support-recovery IoU; L_sup's gradient reaches the pyramid and the backbone; SRP adds no
 //! parameters; inference does not depend on lambda.
+//!
+//! SRP as a loss: on separable supports L_sup lies between `log(1 + exp(-s m_max))` and
+//! `log(1 + exp(-s m_min))` (s the logit scale, m the per-pixel margin of the right prototype's
+//! similarity over the wrong one's, computed in f64); permuting the mask against the features
+//! raises it; prototypes and L_sup do not depend on the order of the shots; and SGD on L_sup
+//! lowers it for every one of several model seeds and episodes.
 
 mod common;
 
@@ -208,9 +214,14 @@ fn support_loss_is_the_mean_cross_entropy_over_non_ignored_pixels() {
 /// have unequal areas and unequal norms), plus non-negative noise below 0.1 on channels 2..C.
 /// Ignore pixels lie along e0 + e1, ambiguous on purpose: they must count for nothing.
 fn separable() -> impl Strategy<Value = ([usize; 4], Vec<f32>, Vec<f32>)> {
+    separable_with(vec![0.0f32, 1.0, 255.0])
+}
+
+/// `separable()` with the labels drawn from `labels`.
+fn separable_with(labels: Vec<f32>) -> impl Strategy<Value = ([usize; 4], Vec<f32>, Vec<f32>)> {
     (1usize..=5, 2usize..6, 2usize..7, 2usize..7)
-        .prop_flat_map(|(k, c, h, w)| {
-            let labels = prop::sample::select(vec![0.0f32, 1.0, 255.0]);
+        .prop_flat_map(move |(k, c, h, w)| {
+            let labels = prop::sample::select(labels.clone());
             (
                 Just([k, c, h, w]),
                 prop::collection::vec(labels, k * h * w).prop_map(|mut m| {
@@ -396,4 +407,226 @@ fn the_query_never_influences_the_prototypes() {
             .expect("L_que reaches the query"),
     );
     assert!(max_abs_diff(&g, &vec![0.0; g.len()]) > 0.0);
+}
+
+/// Per-pixel margins `sim(f, p_label) - sim(f, p_other)` in f64 over the labelled pixels of
+/// `[K, C, h, w]` features, with MAP prototypes at feature resolution (each shot's region mean,
+/// averaged over the shots where the region is not empty), for fidelity or cosine.
+fn margins_f64(dims: [usize; 4], f: &[f32], m: &[f32], metric: Metric) -> Vec<f64> {
+    let [k, c, h, w] = dims;
+    let pixel = |s: usize, p: usize| -> Vec<f64> {
+        (0..c)
+            .map(|ch| f[(s * c + ch) * h * w + p] as f64)
+            .collect()
+    };
+    let mut prototypes = [vec![0f64; c], vec![0f64; c]];
+    for (region, prototype) in prototypes.iter_mut().enumerate() {
+        let mut shots = 0.0;
+        for s in 0..k {
+            let members: Vec<usize> = (0..h * w)
+                .filter(|&p| m[s * h * w + p] == region as f32)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            shots += 1.0;
+            for &p in &members {
+                for (acc, x) in prototype.iter_mut().zip(pixel(s, p)) {
+                    *acc += x / members.len() as f64;
+                }
+            }
+        }
+        prototype.iter_mut().for_each(|x| *x /= shots);
+    }
+    let similarity = |u: &[f64], v: &[f64]| {
+        let dot: f64 = u.iter().zip(v).map(|(a, b)| a * b).sum();
+        let norm = |x: &[f64]| x.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let cos = dot / (norm(u) * norm(v));
+        if metric == Metric::Fidelity {
+            cos * cos
+        } else {
+            cos
+        }
+    };
+    let mut margins = Vec::new();
+    for s in 0..k {
+        for p in 0..h * w {
+            let label = m[s * h * w + p];
+            if label == 255.0 {
+                continue;
+            }
+            let u = pixel(s, p);
+            let (right, wrong) = (label as usize, 1 - label as usize);
+            margins.push(similarity(&u, &prototypes[right]) - similarity(&u, &prototypes[wrong]));
+        }
+    }
+    margins
+}
+
+/// L_sup of features and masks at feature resolution, with their own MAP prototypes.
+fn l_sup(dims: [usize; 4], f: &[f32], m: &[f32], metric: MetricConfig) -> f32 {
+    let d = device();
+    let [k, c, h, w] = dims;
+    let features = tensor(f.to_vec(), [k, c, h, w], &d);
+    let masks = tensor(m.to_vec(), [k, h, w], &d);
+    let prototypes =
+        masked_average_pool(features.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
+    values(support_loss(
+        support_recovery(features, &prototypes, &metric, [h, w]),
+        masks,
+    ))[0]
+}
+
+/// A permutation of 0..n from a seed (Fisher-Yates on SplitMix64 noise).
+fn permutation(seed: u64, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let draws = noise(seed, n);
+    for i in (1..n).rev() {
+        let j = (((draws[i] + 1.0) / 2.0 * (i + 1) as f32) as usize).min(i);
+        order.swap(i, j);
+    }
+    order
+}
+
+proptest! {
+    #![proptest_config(common::cases(2_000))]
+
+    #[test]
+    fn l_sup_on_separable_supports_is_bounded_by_scale_and_margin(
+        (dims, f, m) in separable(),
+        scale in 1.0f64..50.0,
+        metric in prop::sample::select(vec![Metric::Fidelity, Metric::Cosine]),
+    ) {
+        // L_sup is the mean of log(1 + exp(-s m_p)) over the labelled pixels, decreasing in
+        // the margin m_p: so it lies between the values at the largest and smallest margin.
+        // Separable supports have every margin positive, so L_sup < log 2 at any scale.
+        let margins = margins_f64(dims, &f, &m, metric);
+        let (low, high) = margins.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        prop_assert!(low > 0.0, "a separable support has a pixel with margin {low}");
+        let ce = |margin: f64| (1.0 + (-scale * margin).exp()).ln();
+        // The f32 similarities differ from the f64 ones by ~1e-6.
+        let (upper, lower) = (ce(low - 1e-5), ce(high + 1e-5));
+        let loss = l_sup(dims, &f, &m, MetricConfig { metric, scale }) as f64;
+        prop_assert!(
+            loss <= upper * (1.0 + 1e-4) + 1e-7 && loss >= lower * (1.0 - 1e-4) - 1e-7,
+            "{metric:?} x {scale}: L_sup {loss} outside [{lower}, {upper}] (margins {low}..{high})"
+        );
+        prop_assert!(loss < std::f64::consts::LN_2, "L_sup {loss} not below log 2");
+    }
+
+    #[test]
+    fn l_sup_grows_when_the_mask_is_permuted_against_the_features(
+        (dims, f, m) in separable_with(vec![0.0, 1.0]),
+        seed in any::<u64>(),
+        metric in prop::sample::select(METRICS.to_vec()),
+    ) {
+        // Any relabelling with the same counts, other than the identity and the swap of the two
+        // classes (after which each region is again one direction), puts a pixel of one
+        // direction with the prototype of the other: its margin is <= 0 up to the noise.
+        let shuffled: Vec<f32> = permutation(seed, m.len()).into_iter().map(|i| m[i]).collect();
+        let swapped: Vec<f32> = m.iter().map(|x| 1.0 - x).collect();
+        prop_assume!(shuffled != m && shuffled != swapped);
+        let metric = MetricConfig { metric, scale: 20.0 };
+        let truth = l_sup(dims, &f, &m, metric.clone());
+        let permuted = l_sup(dims, &f, &shuffled, metric.clone());
+        prop_assert!(
+            permuted > truth && permuted > 1e-4,
+            "{:?}: L_sup {permuted} with the permuted mask, {truth} with the true one", metric.metric
+        );
+    }
+
+    #[test]
+    fn prototypes_and_l_sup_ignore_the_order_of_the_shots(
+        (k, c, h, w, seed) in (2usize..=5, 1usize..6, 2usize..6, 2usize..6, any::<u64>()),
+        [big_h, big_w] in [5usize..17, 5usize..17],
+        metric in prop::sample::select(METRICS.to_vec()),
+    ) {
+        let d = device();
+        let f = noise(seed, k * c * h * w);
+        let mut m = mask_labels(seed ^ 1, k * big_h * big_w);
+        (m[0], m[1]) = (1.0, 0.0);
+        let order = permutation(seed ^ 2, k);
+        let reorder = |x: &[f32], per_shot: usize| -> Vec<f32> {
+            order.iter().flat_map(|&s| x[s * per_shot..(s + 1) * per_shot].to_vec()).collect()
+        };
+        let metric = MetricConfig { metric, scale: 20.0 };
+        let run = |f: Vec<f32>, m: Vec<f32>| {
+            let features = tensor(f, [k, c, h, w], &d);
+            let masks = tensor(m, [k, big_h, big_w], &d);
+            let p = masked_average_pool(features.clone(), masks.clone(), MaskPooling::Transposed).unwrap();
+            let loss = values(support_loss(support_recovery(features, &p, &metric, [big_h, big_w]), masks))[0];
+            (values(p.0), loss)
+        };
+        let (p, loss) = run(f.clone(), m.clone());
+        let (q, reordered) = run(reorder(&f, c * h * w), reorder(&m, big_h * big_w));
+        assert_close(&q, &p, 1e-6, &format!("prototypes, shots in order {order:?}"));
+        prop_assert!((loss - reordered).abs() <= 1e-5 * loss.max(1.0), "L_sup {loss} became {reordered} with shots in order {order:?}");
+    }
+}
+
+/// Labels 0, 1 and 255 from a noise sequence.
+fn mask_labels(seed: u64, n: usize) -> Vec<f32> {
+    noise(seed, n)
+        .into_iter()
+        .map(|v| match v {
+            v if v > 0.2 => 1.0,
+            v if v > 0.0 => 255.0,
+            _ => 0.0,
+        })
+        .collect()
+}
+
+#[test]
+fn sgd_on_l_sup_lowers_it_for_every_seed_and_episode() {
+    // Eight model seeds, each on its own episode (random images, a foreground rectangle whose
+    // place and size come from the seed, K = 1 or 2): ten SGD steps on L_sup alone lower it
+    // every time, not on average.
+    let d = device().autodiff();
+    let size = 33;
+    for seed in 0..8u64 {
+        let shots = 1 + (seed % 2) as usize;
+        let n = shots + 1;
+        let image: Vec<f32> = noise(100 + seed, n * 3 * size * size)
+            .into_iter()
+            .map(|v| 40.0 * v)
+            .collect();
+        let corner = noise(200 + seed, 4)
+            .into_iter()
+            .map(|v| ((v + 1.0) * 6.0) as usize)
+            .collect::<Vec<_>>();
+        let mask: Vec<u8> = (0..n * size * size)
+            .map(|i| {
+                let (y, x) = ((i / size) % size, i % size);
+                let (y0, x0) = (corner[0], corner[1]);
+                (y >= y0 && y < y0 + 8 + corner[2] && x >= x0 && x < x0 + 8 + corner[3]) as u8
+            })
+            .collect();
+        let (plane, area) = (3 * size * size, size * size);
+        let episode = EpisodeTensors::from_host(
+            shots,
+            [size, size],
+            &image[..shots * plane],
+            &mask[..shots * area],
+            &image[shots * plane..],
+            Some(&mask[shots * area..]),
+            &d,
+        )
+        .unwrap();
+        let rng = common::seed(&d, seed);
+        let mut model = tiny_config().init(&d).unwrap();
+        drop(rng);
+        let (before, _) = support_state(&model, &episode);
+        let mut optimizer = SgdConfig::new().init();
+        for _ in 0..10 {
+            let out = model.forward(&episode, Phase::Train).unwrap();
+            let l_sup = out.losses.unwrap().support.unwrap();
+            let grads = GradientsParams::from_grads(l_sup.backward(), &model);
+            model = optimizer.step(0.05, model, grads);
+        }
+        let (after, _) = support_state(&model, &episode);
+        assert!(
+            after < 0.9 * before,
+            "seed {seed}, K = {shots}: L_sup went from {before} to {after}"
+        );
+    }
 }

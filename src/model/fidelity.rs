@@ -99,8 +99,20 @@ fn cosine(features: Tensor<4>, prototypes: Tensor<2>) -> Tensor<4> {
 }
 // ANCHOR_END: similarity
 
+// ANCHOR: normalize
 /// `x / sqrt(|x|^2 + eps)` along `dim`: unit vectors, and 0 for a zero vector.
+///
+/// Where `|x|^2` overflows f32 (a component above about 1.8e19) the vector is first divided
+/// by its largest magnitude `m`; the guard then counts for eps / m^2 of the result, far below
+/// f32's precision. Every other vector is divided by exactly 1, so its result and gradient are
+/// bit for bit the plain formula's. (Dividing back by a norm that large would also lose the
+/// gradient: autodiff's `-x / norm^2` overflows.) A NaN or infinite component gives NaN,
+/// never a plausible finite value.
 pub fn normalize<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    let overflow = x.clone().powi_scalar(2).sum_dim(dim).is_inf();
+    let m = x.clone().max_abs_dim(dim).detach();
+    let x = x / m.ones_like().mask_where(overflow, m);
     let norm = x.clone().powi_scalar(2).sum_dim(dim).add_scalar(EPS).sqrt();
     x / norm
 }
+// ANCHOR_END: normalize
