@@ -65,7 +65,7 @@ enum Command {
     Eval(srpnet::commands::EvalArgs),
     /// Segment your own query images from a few labelled support images.
     Predict(srpnet::commands::PredictArgs),
-    /// Episodes and benchmarks: export, check, figure, episodes, probe.
+    /// Episodes and benchmarks: export, prepare, check, figure, episodes, probe.
     Data {
         #[command(subcommand)]
         cmd: srpnet::data::cli::DataCommand,

@@ -22,11 +22,13 @@ use super::transforms::{Normalization, Transform};
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum DataCommand {
-    /// Write synthetic-5i to disk in the VOC layout (JPEGImages, SegmentationClassAug, lists).
+    /// Write synthetic-5i to disk: the VOC layout (JPEGImages, SegmentationClassAug, lists) or a
+    /// `folder` benchmark (`--layout folder`).
     Export(ExportArgs),
     /// Build PASCAL-5i from the two official archives (VOC2012 tar + SBD tgz), then check it.
     Prepare(PrepareArgs),
-    /// Check a PASCAL-5i or COCO-20i tree: counts per split and fold against the expected numbers.
+    /// Check a PASCAL-5i, COCO-20i or own-folder tree: what it holds per split and fold, against
+    /// the expected numbers where they are known.
     Check(CheckArgs),
     /// Draw the synthetic-5i sample figure of the book.
     Figure {
