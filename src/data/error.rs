@@ -9,6 +9,9 @@ pub enum DataError {
     #[error("data root {path} does not exist or is not a folder; {fix}")]
     MissingRoot { path: PathBuf, fix: String },
 
+    #[error("{path} does not exist or is not a file; {fix}")]
+    MissingFile { path: PathBuf, fix: String },
+
     #[error("split list {path} is missing; {fix}")]
     MissingSplitFile { path: PathBuf, fix: String },
 
@@ -138,6 +141,7 @@ impl DataError {
     pub fn path(&self) -> Option<&Path> {
         match self {
             DataError::MissingRoot { path, .. }
+            | DataError::MissingFile { path, .. }
             | DataError::MissingSplitFile { path, .. }
             | DataError::MissingEntryFile { path, .. }
             | DataError::BadImage { path, .. }

@@ -65,7 +65,7 @@ fn bad_line(path: &Path, line: usize, reason: String) -> DataError {
 /// Reads `classes.txt`: one name per non-empty line (`#` starts a comment), at least one per fold.
 pub fn read_classes(path: &Path) -> Result<Vec<String>, DataError> {
     if !path.is_file() {
-        return Err(DataError::MissingRoot {
+        return Err(DataError::MissingFile {
             path: path.to_path_buf(),
             fix: format!(
                 "pass --data-root DIR for the folder that holds classes.txt; {FOLDER_HELP}"

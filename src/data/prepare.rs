@@ -82,15 +82,22 @@ fn each_member(
     mut f: impl FnMut(&str, Vec<u8>) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
     let mut tar = tar::Archive::new(reader);
-    let mut last = String::from("(the first member)");
+    let mut last = String::new();
+    let after = |last: &str| {
+        if last.is_empty() {
+            "1 (the first)".to_string()
+        } else {
+            format!("after {last}")
+        }
+    };
     let entries = tar
         .entries()
-        .map_err(|e| archive_error(archive, &last, e))?;
+        .map_err(|e| archive_error(archive, &after(&last), e))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| archive_error(archive, &format!("after {last}"), e))?;
+        let mut entry = entry.map_err(|e| archive_error(archive, &after(&last), e))?;
         let path = entry
             .path()
-            .map_err(|e| archive_error(archive, &format!("after {last}"), e))?
+            .map_err(|e| archive_error(archive, &after(&last), e))?
             .to_string_lossy()
             .into_owned();
         last.clone_from(&path);
@@ -115,7 +122,7 @@ fn each_member(
 }
 
 fn open(archive: &Path) -> Result<std::fs::File, DataError> {
-    std::fs::File::open(archive).map_err(|e| DataError::MissingRoot {
+    std::fs::File::open(archive).map_err(|e| DataError::MissingFile {
         path: archive.to_path_buf(),
         fix: format!("({e}) give the path of the downloaded archive"),
     })
@@ -130,6 +137,8 @@ fn stem(member: &str) -> &str {
 // ANCHOR: prepare
 /// Builds PASCAL-5i under `out` from the VOC2012 tar and the SBD tgz.
 pub fn prepare_pascal(voc_tar: &Path, sbd_tgz: &Path, out: &Path) -> Result<Prepared, DataError> {
+    // Both archives open before anything is written under `out`.
+    let (voc_file, sbd_file) = (open(voc_tar)?, open(sbd_tgz)?);
     let voc = out.join("VOCdevkit/VOC2012");
     let (aug, sets) = (
         voc.join("SegmentationClassAug"),
@@ -156,7 +165,7 @@ pub fn prepare_pascal(voc_tar: &Path, sbd_tgz: &Path, out: &Path) -> Result<Prep
             || (p.starts_with("VOCdevkit/VOC2012/SegmentationClass/") && p.ends_with(".png"))
             || (p.starts_with("VOCdevkit/VOC2012/ImageSets/Segmentation/") && p.ends_with(".txt"))
     };
-    each_member(voc_tar, open(voc_tar)?, keep, |member, bytes| {
+    each_member(voc_tar, voc_file, keep, |member, bytes| {
         let path = out.join(member.trim_start_matches("./"));
         if member.contains("/JPEGImages/") {
             done.images += 1;
@@ -195,7 +204,7 @@ pub fn prepare_pascal(voc_tar: &Path, sbd_tgz: &Path, out: &Path) -> Result<Prep
     }
 
     // 3. SBD: GTcls.Segmentation of every cls/*.mat that VOC has no mask for; its lists.
-    let gz = flate2::read::GzDecoder::new(open(sbd_tgz)?);
+    let gz = flate2::read::GzDecoder::new(sbd_file);
     let mut sbd_names = BTreeSet::new();
     let want = |p: &str| {
         let p = p.trim_start_matches("./");
