@@ -297,6 +297,20 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
         settings.episodes > 0 && !settings.seeds.is_empty(),
         "give at least one episode and one seed"
     );
+    // The output folders first: a path that cannot be written fails before the evaluation.
+    let out = args
+        .out
+        .clone()
+        .or_else(|| args.run.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    for dir in args.visualize.iter().chain(std::iter::once(&out)) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the output folder {}: give a folder that can be written",
+                dir.display()
+            )
+        })?;
+    }
     let benchmark = config.data.open(config.image_size, &[Split::Test])?;
     let bar = indicatif::ProgressBar::new(settings.episodes * settings.seeds.len() as u64);
     let report = evaluate(&model, benchmark.as_ref(), &settings, |done, _| {
@@ -324,12 +338,6 @@ pub fn run_eval(args: &EvalArgs) -> Result<()> {
             ),
         );
     }
-    let out = args
-        .out
-        .clone()
-        .or_else(|| args.run.clone())
-        .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let stem = format!("eval-fold{}-{}shot", settings.fold, settings.shots);
     let csv = out.join(format!("{stem}.csv"));
     report.write_csv(&csv, &provenance)?;
