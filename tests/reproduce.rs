@@ -745,3 +745,26 @@ fn committed_verdicts_are_paired_t_intervals_over_training_seeds() {
     }
     assert!(checked > 0, "no committed difference was checked");
 }
+
+#[test]
+fn the_cpu_line_names_what_decides_the_kernels() {
+    let zen2 = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\n\
+                model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2 sha_ni\n";
+    assert_eq!(
+        srpnet::reproduce::describe_cpu(zen2),
+        "AMD EPYC (family 23, model 49; AVX2 + FMA, no AVX-512)"
+    );
+    let zen4 = zen2
+        .replace("model\t\t: 49", "model\t\t: 17")
+        .replace("sha_ni", "sha_ni avx512f avx512bw");
+    assert_eq!(
+        srpnet::reproduce::describe_cpu(&zen4),
+        "AMD EPYC (family 23, model 17; AVX-512)"
+    );
+    // Another architecture: the model name alone, and never a panic on a missing field.
+    assert_eq!(
+        srpnet::reproduce::describe_cpu("model name\t: Neoverse\n"),
+        "Neoverse"
+    );
+    assert_eq!(srpnet::reproduce::describe_cpu(""), "unknown");
+}

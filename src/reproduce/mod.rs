@@ -44,8 +44,8 @@ pub use config::{
 };
 pub use interrupt::{EXIT_INTERRUPTED, Interrupted, install as install_interrupt_handler};
 pub use tables::{
-    ReferenceNumber, cpu_model, csv_field, differences_csv, read_reference_numbers, table_csv,
-    table_markdown, utc_date,
+    ReferenceNumber, cpu_model, csv_field, describe_cpu, differences_csv, read_reference_numbers,
+    table_csv, table_markdown, utc_date,
 };
 pub use verify::{Check, compare, first_difference, report, same_computation};
 pub use workers::{default_jobs, worker};

@@ -205,17 +205,37 @@ pub fn code_hash() -> &'static str {
     env!("SRPNET_CODE_HASH")
 }
 
-/// The CPU's model name (from /proc/cpuinfo on Linux), or "unknown".
+/// The CPU as far as it decides the numbers: its model name, and on x86 its family and model
+/// and the widest vector instructions the kernels can pick at run time (`gemm` and flex dispatch
+/// on them, and AVX-512 sums in another order than AVX2: two "AMD EPYC" of other generations
+/// train other models). From /proc/cpuinfo on Linux; "unknown" elsewhere.
 pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+    std::fs::read_to_string("/proc/cpuinfo").map_or_else(|_| "unknown".into(), |t| describe_cpu(&t))
+}
+
+/// [`cpu_model`] from the text of /proc/cpuinfo.
+pub fn describe_cpu(info: &str) -> String {
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let name = field("model name").unwrap_or_else(|| "unknown".into());
+    let (Some(family), Some(model), Some(flags)) =
+        (field("cpu family"), field("model"), field("flags"))
+    else {
+        return name;
+    };
+    let has = |flag: &str| flags.split_whitespace().any(|f| f == flag);
+    let simd = if has("avx512f") {
+        "AVX-512"
+    } else if has("avx2") && has("fma") {
+        "AVX2 + FMA, no AVX-512"
+    } else {
+        "no AVX2"
+    };
+    format!("{name} (family {family}, model {model}; {simd})")
 }
 
 /// The threads the CPU kernels may use: `RAYON_NUM_THREADS` if set, else the available cores.
