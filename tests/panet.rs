@@ -85,3 +85,57 @@ fn no_predicted_foreground_skips_the_episode() {
         prototype_alignment_loss(&MetricConfig::default(), query, low_res, support, masks).unwrap();
     assert!(loss.is_none(), "an empty predicted foreground gave a loss");
 }
+
+/// The query prototypes are means, not sums or remainders: with a foreground mean off the axes,
+/// (1.5, 0.5), a prototype pooled any other way points elsewhere. (Multiplying by the area instead
+/// of dividing would pass: every metric is blind to a prototype's length, so that mutant is
+/// equivalent; book: testing.md.)
+#[test]
+fn alignment_loss_with_a_prototype_off_the_axes() {
+    let d = device();
+    // Query pixels (1, 0), (0, 1), (0, 2), (2, 1); foreground predicted at pixels 0 and 3, so
+    // fg = (1.5, 0.5), direction (3, 1) / sqrt10, and bg = (0, 1.5), direction (0, 1).
+    let query = tensor(
+        vec![1.0, 0.0, 0.0, 2.0, 0.0, 1.0, 2.0, 1.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    let low_res = tensor(
+        vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    // Support pixels (1, 0) fg, (0, 1) bg, then two ignored ones.
+    let support = tensor(
+        vec![1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0],
+        [1, 2, 2, 2],
+        &d,
+    );
+    let masks = tensor(vec![1.0, 0.0, 255.0, 255.0], [1, 2, 2], &d);
+    // Right-class margins: cosine 3/sqrt10 (fg pixel) and 1 - 1/sqrt10 (bg pixel);
+    // fidelity 9/10 and 1 - 1/10.
+    let s10 = 10f64.sqrt();
+    let scale = 5.0;
+    let cases = [
+        (Metric::Cosine, [3.0 / s10, 1.0 - 1.0 / s10]),
+        (Metric::Fidelity, [0.9, 0.9]),
+    ];
+    for (metric, margins) in cases {
+        let expect = (softplus(-scale * margins[0]) + softplus(-scale * margins[1])) / 2.0;
+        let config = MetricConfig { metric, scale };
+        let loss = prototype_alignment_loss(
+            &config,
+            query.clone(),
+            low_res.clone(),
+            support.clone(),
+            masks.clone(),
+        )
+        .unwrap()
+        .expect("foreground and background are both predicted");
+        let got = values(loss)[0] as f64;
+        assert!(
+            (got - expect).abs() < 1e-4 * expect,
+            "{metric:?}: PAR loss {got}, by hand {expect}"
+        );
+    }
+}
