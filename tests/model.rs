@@ -795,3 +795,130 @@ fn batch_norm_in_training_mode_matches_its_definition_in_value_and_gradient() {
         }
     }
 }
+
+/// `conv_forward`'s fast paths take only what they can compute: a convolution with a bias,
+/// groups, dilation, padding that differs between sides or axes, or unequal strides must take
+/// Burn's own path (or give its numbers). Each case sits just outside one condition of the
+/// routing; a condition loosened by one operator sends it down a path that ignores what makes it
+/// special (mutation testing found the conditions unguarded: book, testing.md).
+#[test]
+fn conv_forward_routes_what_its_fast_paths_cannot_do_to_the_plain_convolution() {
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::conv::Conv2dConfig;
+    use srpnet::model::backbone::conv_forward;
+    let d = device();
+    let _rng = common::seed(&d, 12);
+    // (what, in, out, kernel, [stride h, w], padding (top, left, bottom, right), dilation,
+    // groups, bias)
+    let cases = [
+        (
+            "bias, RGB-sized input",
+            3,
+            8,
+            3,
+            [2, 2],
+            (1, 1, 1, 1),
+            1,
+            1,
+            true,
+        ),
+        (
+            "bias, 1x1 stride 2",
+            16,
+            8,
+            1,
+            [2, 2],
+            (0, 0, 0, 0),
+            1,
+            1,
+            true,
+        ),
+        (
+            "groups, 1x1 stride 2",
+            4,
+            4,
+            1,
+            [2, 2],
+            (0, 0, 0, 0),
+            1,
+            2,
+            false,
+        ),
+        (
+            "dilation, RGB-sized input",
+            3,
+            8,
+            3,
+            [1, 1],
+            (2, 2, 2, 2),
+            2,
+            1,
+            false,
+        ),
+        (
+            "padding wider than tall",
+            3,
+            8,
+            3,
+            [1, 1],
+            (1, 2, 1, 2),
+            1,
+            1,
+            false,
+        ),
+        (
+            "padding deeper at the bottom",
+            3,
+            8,
+            3,
+            [1, 1],
+            (1, 1, 2, 1),
+            1,
+            1,
+            false,
+        ),
+        (
+            "padding deeper on the right",
+            3,
+            8,
+            3,
+            [1, 1],
+            (1, 1, 1, 2),
+            1,
+            1,
+            false,
+        ),
+        (
+            "unequal strides",
+            3,
+            8,
+            3,
+            [2, 1],
+            (1, 1, 1, 1),
+            1,
+            1,
+            false,
+        ),
+    ];
+    let (h, w) = (11, 9);
+    for (what, cin, cout, k, stride, (t, l, b, r), dilation, groups, bias) in cases {
+        let conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_stride(stride)
+            .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+            .with_dilation([dilation, dilation])
+            .with_groups(groups)
+            .with_bias(bias)
+            .init(&d);
+        let x = common::tensor(
+            common::noise(cin as u64, 2 * cin * h * w),
+            [2, cin, h, w],
+            &d,
+        );
+        let ours = conv_forward(&conv, x.clone());
+        let plain = conv.forward(x);
+        assert_eq!(ours.dims(), plain.dims(), "{what}");
+        let plain_values = values(plain);
+        let scale = plain_values.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        assert_close(&values(ours), &plain_values, 1e-5 * scale, what);
+    }
+}
