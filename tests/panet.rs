@@ -4,6 +4,7 @@
 
 mod common;
 
+use burn::tensor::Tensor;
 use common::{device, tensor, values};
 use srpnet::model::fidelity::{Metric, MetricConfig};
 use srpnet::model::panet::prototype_alignment_loss;
@@ -11,6 +12,33 @@ use srpnet::model::panet::prototype_alignment_loss;
 /// `ln(1 + e^x)`: the cross-entropy of a two-class softmax whose wrong logit leads by `x`.
 fn softplus(x: f64) -> f64 {
     x.exp().ln_1p()
+}
+
+/// PAR's loss on one case against the value computed by hand for each metric.
+fn assert_alignment_loss(
+    tensors: [&Tensor<4>; 3],
+    masks: &Tensor<3>,
+    scale: f64,
+    by_hand: &[(Metric, f64)],
+) {
+    let [query, low_res, support] = tensors;
+    for &(metric, expect) in by_hand {
+        let config = MetricConfig { metric, scale };
+        let loss = prototype_alignment_loss(
+            &config,
+            query.clone(),
+            low_res.clone(),
+            support.clone(),
+            masks.clone(),
+        )
+        .unwrap()
+        .expect("foreground and background are both predicted");
+        let got = values(loss)[0] as f64;
+        assert!(
+            (got - expect).abs() < 1e-4 * expect,
+            "{metric:?}: PAR loss {got}, by hand {expect}"
+        );
+    }
 }
 
 #[test]
@@ -46,27 +74,13 @@ fn alignment_loss_by_hand() {
         (Metric::Cosine, 2.0 / s5 - 1.0 / s5),
         (Metric::Fidelity, 4.0 / 5.0 - 1.0 / 5.0),
     ];
-    for (metric, margin) in cases {
-        let expect = (2.0 * softplus(-20.0) + softplus(20.0 * margin)) / 3.0;
-        let config = MetricConfig {
+    let by_hand = cases.map(|(metric, margin)| {
+        (
             metric,
-            scale: 20.0,
-        };
-        let loss = prototype_alignment_loss(
-            &config,
-            query.clone(),
-            low_res.clone(),
-            support.clone(),
-            masks.clone(),
+            (2.0 * softplus(-20.0) + softplus(20.0 * margin)) / 3.0,
         )
-        .unwrap()
-        .expect("foreground and background are both predicted");
-        let got = values(loss)[0] as f64;
-        assert!(
-            (got - expect).abs() < 1e-4 * expect,
-            "{metric:?}: PAR loss {got}, by hand {expect}"
-        );
-    }
+    });
+    assert_alignment_loss([&query, &low_res, &support], &masks, 20.0, &by_hand);
 }
 
 #[test]
@@ -120,22 +134,11 @@ fn alignment_loss_with_a_prototype_off_the_axes() {
         (Metric::Cosine, [3.0 / s10, 1.0 - 1.0 / s10]),
         (Metric::Fidelity, [0.9, 0.9]),
     ];
-    for (metric, margins) in cases {
-        let expect = (softplus(-scale * margins[0]) + softplus(-scale * margins[1])) / 2.0;
-        let config = MetricConfig { metric, scale };
-        let loss = prototype_alignment_loss(
-            &config,
-            query.clone(),
-            low_res.clone(),
-            support.clone(),
-            masks.clone(),
+    let by_hand = cases.map(|(metric, margins)| {
+        (
+            metric,
+            (softplus(-scale * margins[0]) + softplus(-scale * margins[1])) / 2.0,
         )
-        .unwrap()
-        .expect("foreground and background are both predicted");
-        let got = values(loss)[0] as f64;
-        assert!(
-            (got - expect).abs() < 1e-4 * expect,
-            "{metric:?}: PAR loss {got}, by hand {expect}"
-        );
-    }
+    });
+    assert_alignment_loss([&query, &low_res, &support], &masks, scale, &by_hand);
 }
