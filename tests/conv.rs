@@ -216,7 +216,7 @@ fn gradients_match_the_definition_on_every_compiled_backend() {
 }
 
 proptest! {
-    #![proptest_config(common::cases(256))]
+    #![proptest_config(common::proptest_config())]
 
     /// Random shapes, including padding other than "same" and outputs of a single pixel.
     #[test]

@@ -1,6 +1,8 @@
 //! COCO-20i: the RLE decoder and polygon rasteriser against independently built masks, a tiny
 //! COCO tree written by the test, golden episodes for both fold conventions, and bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
@@ -42,6 +44,8 @@ fn rle_strings_worked_by_hand() {
 }
 
 proptest! {
+    #![proptest_config(common::proptest_config())]
+
     #[test]
     fn rle_round_trips_through_both_forms(h in 1usize..12, w in 1usize..12, seed in any::<u64>()) {
         // An independent mask from the seed's bits.

@@ -103,8 +103,7 @@ fn classical_reference(u: &[f32], v: &[f32]) -> f64 {
 }
 
 proptest! {
-    // The range properties at 10,000 cases each: every case is a handful of tiny tensors.
-    #![proptest_config(common::cases(10_000))]
+    #![proptest_config(common::proptest_config())]
 
     #[test]
     fn fidelity_and_cosine_match_f64_at_every_scale((u, v, su, sv) in wide_pair(), non_negative in any::<bool>()) {
@@ -270,7 +269,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(common::cases(2_000))]
+    #![proptest_config(common::proptest_config())]
 
     /// Below the overflow the rescaled path changes nothing, bit for bit, in the values and in
     /// the gradient of `normalize` itself. (Inside a whole model its extra graph nodes still

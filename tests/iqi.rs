@@ -330,7 +330,7 @@ fn weighted_mean(predictions: &[Vec<f32>], scores: &[f32]) -> Vec<f32> {
 }
 
 proptest! {
-    #![proptest_config(common::cases(64))]
+    #![proptest_config(common::proptest_config())]
 
     #[test]
     fn alpha_one_is_plain_inference(case in case(), iterations in 1usize..4, uniform in any::<bool>()) {

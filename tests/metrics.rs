@@ -45,7 +45,7 @@ fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
 }
 
 proptest! {
-    #![proptest_config(common::cases(256))]
+    #![proptest_config(common::proptest_config())]
 
     #[test]
     fn foreground_iou_ignores_255((n, predicted, truth) in predictions()) {

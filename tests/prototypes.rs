@@ -333,7 +333,7 @@ fn pooled_by_hand([k, c, h, w]: [usize; 4], f: &[f64], m: &[f32]) -> Vec<f32> {
 }
 
 proptest! {
-    #![proptest_config(common::cases(128))]
+    #![proptest_config(common::proptest_config())]
 
     #[test]
     fn k_shot_prototypes_are_the_mean_of_per_shot_means((dims, f, m) in shots()) {
@@ -424,7 +424,7 @@ fn shots_at_any_ratio() -> impl Strategy<Value = RatioCase> {
 }
 
 proptest! {
-    #![proptest_config(common::cases(1_000))]
+    #![proptest_config(common::proptest_config())]
 
     #[test]
     fn prototypes_equal_the_f64_upsample_then_pool_oracle_at_any_ratio(
