@@ -1,10 +1,11 @@
 //! The convolution gradients that training uses, checked against the definition of a
 //! convolution summed in f64 by plain loops. Burn's default weight gradient is replaced by an
-//! im2col + GEMM version (`vendor/burn-backend`, see the performance chapter); these tests hold
-//! for every kernel size, stride, dilation and padding the backbone uses, and for random ones
-//! with every size, kernel, stride, dilation and padding chosen per axis (non-square: swapping
-//! the two axes anywhere in the patch fails them), on flex and on every other compiled backend
-//! that has a device (the patch serves them all).
+//! im2col + GEMM version, except for large outputs of kernels above 1x1 (`vendor/burn-backend`,
+//! see the performance chapter); these tests hold for every kernel size, stride, dilation and
+//! padding the backbone uses, on both sides of that switch, and for random ones with every size,
+//! kernel, stride, dilation and padding chosen per axis (non-square: swapping the two axes
+//! anywhere in the patch fails them), on flex and on every other compiled backend that has a
+//! device (the patch serves them all).
 
 mod common;
 
@@ -116,8 +117,9 @@ fn check_on(device: &Device, c: Case, seed: u64) -> Result<(), String> {
     let y = conv2d(xt.clone(), wt.clone(), None, options);
     let grads = (y.clone() * gt).sum().backward();
     let (y_ref, dx_ref, dw_ref) = reference(c, &x, &weight, &g);
-    // f32 sums of up to a few hundred products of values in [-1, 1]: 1e-4 relative is ample,
-    // and a wrong index or a missing term moves a value by ~0.1 or more.
+    // f32 sums of up to ~10,000 products of values in [-1, 1] (rounding errors ~1e-6 relative
+    // to the sum's size): 1e-4 relative is ample, and a wrong index or a missing term moves a
+    // value by ~0.1 or more.
     let tolerance = 1e-4;
     for (what, got, want) in [
         ("output", host(y), y_ref),
@@ -186,8 +188,34 @@ fn non_square_shapes() -> Vec<Case> {
     ]
 }
 
+/// Shapes whose weight gradient takes upstream's path instead of the GEMM (a kernel above 1x1
+/// and more than 64 x 64 output positions, as layer1's 3x3 at 417 px), square, per axis, and
+/// strided and dilated.
+fn upstream_weight_gradient_shapes() -> Vec<Case> {
+    let case = |c_in, size, kernel, stride, dilation, padding| Case {
+        batch: 2,
+        c_in,
+        c_out: 3,
+        size,
+        kernel,
+        stride,
+        dilation,
+        padding,
+    };
+    vec![
+        case(3, [66, 66], [3, 3], [1, 1], [1, 1], [1, 1]),
+        case(2, [70, 61], [3, 2], [1, 1], [1, 2], [1, 0]),
+        case(2, [140, 134], [3, 3], [2, 2], [2, 1], [2, 1]),
+    ]
+}
+
 fn every_fixed_shape() -> Vec<Case> {
-    [backbone_shapes(), non_square_shapes()].concat()
+    [
+        backbone_shapes(),
+        non_square_shapes(),
+        upstream_weight_gradient_shapes(),
+    ]
+    .concat()
 }
 
 #[test]

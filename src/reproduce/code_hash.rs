@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 // ANCHOR: code_hash
 /// What trains a model: the model, the data and its episodes, the weight loaders (they decide
 /// the starting weights), the training loop, the backends, the config files' reader, the locked
-/// dependency versions (Burn's kernels), and our patch of Burn (`vendor/`). Evaluation, tables
-/// and figures are left out: changing them needs no retraining.
+/// dependency versions (Burn's kernels), and our patched copy of Burn's `burn-backend` (the
+/// tree that is compiled; its README and the patch's text beside it are documentation).
+/// Evaluation, tables and figures are left out: changing them needs no retraining.
 pub const TRAINING_SOURCES: [&str; 9] = [
     "src/model",
     "src/data",
@@ -19,7 +20,7 @@ pub const TRAINING_SOURCES: [&str; 9] = [
     "src/experiment.rs",
     "src/metrics.rs",
     "Cargo.lock",
-    "vendor",
+    "vendor/burn-backend",
 ];
 
 /// FNV-1a (64 bit) over every file's path (relative to `root`) and bytes, in sorted path order:
