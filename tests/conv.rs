@@ -168,10 +168,15 @@ fn backbone_shapes() -> Vec<Case> {
     ]
 }
 
-/// Fixed shapes whose two axes differ in every parameter (for the backends, which have no
-/// proptest run of their own).
-fn non_square_shapes() -> Vec<Case> {
-    let case = |size, kernel, stride, dilation, padding| Case {
+/// A batch of 2, 3 -> 2 channels; every spatial field per axis.
+fn per_axis(
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: [usize; 2],
+) -> Case {
+    Case {
         batch: 2,
         c_in: 3,
         c_out: 2,
@@ -180,11 +185,16 @@ fn non_square_shapes() -> Vec<Case> {
         stride,
         dilation,
         padding,
-    };
+    }
+}
+
+/// Fixed shapes whose two axes differ in every parameter (for the backends, which have no
+/// proptest run of their own).
+fn non_square_shapes() -> Vec<Case> {
     vec![
-        case([9, 6], [3, 1], [2, 1], [1, 2], [1, 0]),
-        case([5, 11], [1, 3], [1, 3], [2, 1], [0, 2]),
-        case([8, 7], [2, 4], [3, 2], [2, 1], [2, 1]),
+        per_axis([9, 6], [3, 1], [2, 1], [1, 2], [1, 0]),
+        per_axis([5, 11], [1, 3], [1, 3], [2, 1], [0, 2]),
+        per_axis([8, 7], [2, 4], [3, 2], [2, 1], [2, 1]),
     ]
 }
 
@@ -192,20 +202,10 @@ fn non_square_shapes() -> Vec<Case> {
 /// and more than 64 x 64 output positions, as layer1's 3x3 at 417 px), square, per axis, and
 /// strided and dilated.
 fn upstream_weight_gradient_shapes() -> Vec<Case> {
-    let case = |c_in, size, kernel, stride, dilation, padding| Case {
-        batch: 2,
-        c_in,
-        c_out: 3,
-        size,
-        kernel,
-        stride,
-        dilation,
-        padding,
-    };
     vec![
-        case(3, [66, 66], [3, 3], [1, 1], [1, 1], [1, 1]),
-        case(2, [70, 61], [3, 2], [1, 1], [1, 2], [1, 0]),
-        case(2, [140, 134], [3, 3], [2, 2], [2, 1], [2, 1]),
+        per_axis([66, 66], [3, 3], [1, 1], [1, 1], [1, 1]),
+        per_axis([70, 61], [3, 2], [1, 1], [1, 2], [1, 0]),
+        per_axis([140, 134], [3, 3], [2, 2], [2, 1], [2, 1]),
     ]
 }
 
